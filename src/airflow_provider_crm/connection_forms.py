@@ -1,0 +1,74 @@
+"""Connection-form metadata for every connection type, as plain data.
+
+``get_provider_info`` publishes it as ``conn-fields`` / ``ui-field-behaviour`` (read by Airflow
+3.2+ without importing any hook), and :mod:`airflow_provider_crm.hooks.forms` turns the same
+data into the legacy wtforms widgets that Airflow 3.0/3.1 ask hooks for. Keeping one source means
+the two can't drift apart. This module must stay import-free: Airflow loads it on every start.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_NUMBER = ["number", "null"]
+_STRING = ["string", "null"]
+_BOOLEAN = ["boolean", "null"]
+
+COMMON_FIELDS: dict[str, dict[str, Any]] = {
+    "connect_timeout": {
+        "label": "Connect timeout (s)",
+        "description": "Seconds to wait for a TCP/TLS connection. Default 10.",
+        "schema": {"type": _NUMBER, "minimum": 0.1, "default": 10},
+    },
+    "read_timeout": {
+        "label": "Read timeout (s)",
+        "description": "Seconds to wait for a response once connected. Default 30.",
+        "schema": {"type": _NUMBER, "minimum": 0.1, "default": 30},
+    },
+    "max_attempts": {
+        "label": "Max attempts per call",
+        "description": "Tries per request, the first included, for retryable failures. Default 5.",
+        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20, "default": 5},
+    },
+    "verify_ssl": {
+        "label": "Verify TLS certificates",
+        "description": "Leave on. Turn off only for a test server with a self-signed certificate.",
+        "schema": {"type": _BOOLEAN, "default": True},
+    },
+    "allow_insecure_http": {
+        "label": "Allow plain http:// to a non-loopback host",
+        "description": "Sends the token unencrypted. Only for trusted private networks.",
+        "schema": {"type": _BOOLEAN, "default": False},
+    },
+}
+
+_HIDDEN_DEFAULT = ["login", "port", "schema"]
+
+CONNECTION_TYPES: dict[str, dict[str, Any]] = {
+    "kustomer": {
+        "hook-class-name": "airflow_provider_crm.hooks.kustomer.KustomerHook",
+        "hook-name": "Kustomer",
+        "ui-field-behaviour": {
+            "hidden-fields": _HIDDEN_DEFAULT,
+            "relabeling": {"host": "Base URL", "password": "API key"},
+            "placeholders": {
+                "host": "https://<org>.api.kustomerapp.com (empty: the Region's host)",
+                "password": "Kustomer API key (eyJ...)",
+                "region": "us",
+            },
+        },
+        "conn-fields": {
+            "region": {
+                "label": "Region",
+                "description": "Used when Base URL is empty: us, eu or in (India).",
+                "schema": {"type": "string", "enum": ["us", "eu", "in"], "default": "us"},
+            },
+            **COMMON_FIELDS,
+        },
+    },
+}
+
+
+def connection_type_entries() -> list[dict[str, Any]]:
+    """The ``connection-types`` list of provider info."""
+    return [{"connection-type": name, **spec} for name, spec in CONNECTION_TYPES.items()]

@@ -1,0 +1,1 @@
+"""Hooks: one per vendor, each holding its connection, auth and API contract."""

@@ -1,0 +1,186 @@
+"""What every vendor hook shares: reading the connection, building the transport, testing it."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseHook
+
+from airflow_provider_crm._compat import mask_secret
+from airflow_provider_crm.errors import (
+    CrmApiError,
+    CrmAuthenticationError,
+    CrmConfigurationError,
+    CrmConnectionError,
+    CrmError,
+    CrmNotFoundError,
+    CrmPermissionError,
+)
+from airflow_provider_crm.hooks.forms import legacy_field_behaviour, legacy_widgets
+from airflow_provider_crm.transport import HttpTransport, RetrySettings, Timeouts, VendorRules
+from airflow_provider_crm.transport.urls import normalise_base_url
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class CrmHook(BaseHook):
+    """Base class of the vendor hooks.
+
+    Subclasses set the discovery attributes (``conn_type``, ``conn_name_attr``,
+    ``default_conn_name``, ``hook_name``), a :class:`VendorRules` and :meth:`base_url`. The
+    legacy form methods Airflow 3.0/3.1 look for on each hook class are attached automatically
+    from :mod:`airflow_provider_crm.connection_forms`.
+    """
+
+    conn_type: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+    default_conn_name: ClassVar[str]
+    hook_name: ClassVar[str]
+    vendor_rules: ClassVar[VendorRules] = VendorRules()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "conn_type" in cls.__dict__:
+            conn_type = cls.conn_type
+            # Discovery only looks at methods defined on the class itself.
+            cls.get_connection_form_widgets = classmethod(lambda _cls: legacy_widgets(conn_type))  # type: ignore[assignment,method-assign]
+            cls.get_ui_field_behaviour = classmethod(lambda _cls: legacy_field_behaviour(conn_type))  # type: ignore[assignment,method-assign]
+
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+
+    @property
+    def vendor(self) -> str:
+        return self.vendor_rules.vendor
+
+    @cached_property
+    def connection(self) -> Any:
+        return self.get_connection(self.conn_id)
+
+    # -- reading the connection -------------------------------------------------------------
+
+    def extra(self, name: str, default: Any = None) -> Any:
+        """An extra by its bare key, falling back to the legacy ``extra__<type>__<name>`` key."""
+        extras = self.connection.extra_dejson or {}
+        for key in (name, f"extra__{self.conn_type}__{name}"):
+            value = extras.get(key)
+            if value is not None and value != "":
+                return value
+        return default
+
+    def float_extra(self, name: str, default: float) -> float:
+        value = self.extra(name, default)
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise CrmConfigurationError(
+                f"{self.vendor}: connection {self.conn_id!r} extra {name!r} must be a number, got {value!r}"
+            ) from None
+        if number <= 0:
+            raise CrmConfigurationError(
+                f"{self.vendor}: connection {self.conn_id!r} extra {name!r} must be positive"
+            )
+        return number
+
+    def bool_extra(self, name: str, default: bool) -> bool:
+        value = self.extra(name, default)
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise CrmConfigurationError(
+            f"{self.vendor}: connection {self.conn_id!r} extra {name!r} must be true or false, got {value!r}"
+        )
+
+    def secret(self, value: str | None, what: str) -> str:
+        """A credential from the connection, checked for presence and registered with the masker."""
+        if value is None or not str(value).strip():
+            raise CrmConfigurationError(f"{self.vendor}: connection {self.conn_id!r} has no {what}")
+        token = str(value).strip()
+        mask_secret(token)
+        return token
+
+    def token(self) -> str:
+        """The bearer token; by default the connection's password."""
+        return self.secret(self.connection.password, "token in its password field")
+
+    def base_url(self) -> str:
+        """The API's base URL; by default the connection's host."""
+        return self.checked_url(self.connection.host or "")
+
+    def checked_url(self, raw: str) -> str:
+        return normalise_base_url(
+            raw, vendor=self.vendor, allow_insecure_http=self.bool_extra("allow_insecure_http", False)
+        )
+
+    def timeouts(self) -> Timeouts:
+        return Timeouts(
+            connect=self.float_extra("connect_timeout", Timeouts.connect),
+            read=self.float_extra("read_timeout", Timeouts.read),
+        )
+
+    def retry_settings(self) -> RetrySettings:
+        attempts = int(self.float_extra("max_attempts", RetrySettings.max_attempts))
+        return RetrySettings(max_attempts=max(1, attempts))
+
+    # -- the transport ----------------------------------------------------------------------
+
+    @cached_property
+    def transport(self) -> HttpTransport:
+        """One pooled session per hook instance, reused by every call."""
+        return HttpTransport(
+            base_url=self.base_url(),
+            rules=self.vendor_rules,
+            token_source=self._token_source(),
+            timeouts=self.timeouts(),
+            retry=self.retry_settings(),
+            verify=self.bool_extra("verify_ssl", True),
+        )
+
+    def _token_source(self) -> Any:
+        token = self.token()
+        return lambda: token
+
+    def get_conn(self) -> HttpTransport:
+        return self.transport
+
+    def close(self) -> None:
+        if "transport" in self.__dict__:
+            self.transport.close()
+            del self.__dict__["transport"]
+
+    # -- the UI's Test button ---------------------------------------------------------------
+
+    def probe(self) -> str:
+        """Make one cheap read-only call; return what it proved. Subclasses implement it."""
+        raise NotImplementedError
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Read-only check used by the Airflow UI's Test button; explains failures plainly."""
+        try:
+            return True, self.probe()
+        except CrmAuthenticationError as exc:
+            return False, f"{self.vendor} refused the credentials (HTTP 401): {exc.message}"
+        except CrmPermissionError as exc:
+            return (
+                False,
+                f"{self.vendor} accepted the credentials but they lack a scope or role: {exc.message}",
+            )
+        except CrmNotFoundError:
+            return False, f"{self.vendor} answered 404: the base URL does not look like the {self.vendor} API"
+        except CrmConnectionError as exc:
+            return False, f"Could not reach {self.vendor} at {self._safe_base_url()}: {exc}"
+        except (CrmApiError, CrmConfigurationError, CrmError) as exc:
+            return False, str(exc)
+
+    def _safe_base_url(self) -> str:
+        try:
+            return self.base_url()
+        except CrmError:
+            return "the configured host"

@@ -1,0 +1,216 @@
+"""Kustomer: create, update and look up KObjects (custom objects)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+
+from airflow_provider_crm.errors import CrmApiError, CrmConfigurationError, CrmConflictError, CrmNotFoundError
+from airflow_provider_crm.hooks.base import CrmHook
+from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, KObjectUpdate
+from airflow_provider_crm.models.validation import validate_model
+from airflow_provider_crm.transport import Problem, Raw, VendorRules, api_path, escape_segment, json_or_none
+from airflow_provider_crm.transport.paths import segment
+from airflow_provider_crm.transport.rules import require_json
+
+log = logging.getLogger(__name__)
+
+REGION_HOSTS = {
+    "us": "https://api.kustomerapp.com",
+    "eu": "https://api.prod2.kustomerapp.com",
+    "in": "https://api.prod4.kustomerapp.com",
+}
+_REGION_ALIASES = {"india": "in", "prod1": "us", "prod2": "eu", "prod4": "in"}
+
+
+class KustomerRules(VendorRules):
+    """Kustomer's error envelopes and rate-limit signals."""
+
+    vendor = "Kustomer"
+    rate_limit_default_wait = 60.0
+    """Kustomer's window is one minute; with no hint, wait for it to roll over."""
+
+    def parse_problem(self, response: requests.Response) -> Problem:
+        """Read either error shape: ``{errors: [{code, message, meta}]}`` or JSON:API errors."""
+        body = json_or_none(response)
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if not isinstance(errors, list) or not errors:
+            return super().parse_problem(response)
+        messages = []
+        for item in errors[:5]:
+            if not isinstance(item, dict):
+                continue
+            text = item.get("detail") or item.get("message") or item.get("title") or ""
+            pointer = (
+                (item.get("source") or {}).get("pointer") if isinstance(item.get("source"), dict) else None
+            )
+            messages.append(f"{text} ({pointer})" if pointer else str(text))
+        first = errors[0] if isinstance(errors[0], dict) else {}
+        code = first.get("code")
+        return Problem(
+            message="; ".join(m for m in messages if m) or response.reason or "error",
+            code=str(code) if code is not None else None,
+            details=errors,
+        )
+
+
+class KustomerHook(CrmHook):
+    """Talks to the Kustomer REST API with an API key.
+
+    Connection: password = API key; host = base URL (``https://<org>.api.kustomerapp.com``
+    recommended; no scheme means https). With no host, extra ``region`` (``us`` default, ``eu``,
+    ``in``) picks the regional host.
+    """
+
+    conn_type = "kustomer"
+    conn_name_attr = "kustomer_conn_id"
+    default_conn_name = "kustomer_default"
+    hook_name = "Kustomer"
+    vendor_rules = KustomerRules()
+
+    def __init__(self, kustomer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=kustomer_conn_id, **kwargs)
+
+    def base_url(self) -> str:
+        host = (self.connection.host or "").strip()
+        if host:
+            return self.checked_url(host)
+        region = str(self.extra("region", "us")).strip().lower()
+        region = _REGION_ALIASES.get(region, region)
+        if region not in REGION_HOSTS:
+            raise CrmConfigurationError(
+                f"Kustomer: connection {self.conn_id!r} has unknown region {region!r}; "
+                f"use one of {', '.join(REGION_HOSTS)} or set the host"
+            )
+        return REGION_HOSTS[region]
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def get_kobject(self, klass_name: str, kobject_id: str) -> KObject:
+        """Read a KObject by id; raises :class:`CrmNotFoundError` when it does not exist."""
+        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
+        return self._parse(self.transport.request("GET", path))
+
+    def find_kobject_by_external_id(self, klass_name: str, external_id: str) -> KObject | None:
+        """The KObject with this external id in the klass, or ``None`` when there is none."""
+        response = self._lookup(klass_name, external_id)
+        return None if response is None else self._parse(response)
+
+    def _lookup(self, klass_name: str, external_id: str) -> requests.Response | None:
+        by_external_id = Raw("externalId=" + escape_segment(external_id, name="external_id"))
+        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), by_external_id)
+        try:
+            return self.transport.request("GET", path)
+        except CrmNotFoundError:
+            return None
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def create_kobject(
+        self,
+        klass_name: str,
+        *,
+        title: str,
+        custom: dict[str, Any] | None = None,
+        external_id: str | None = None,
+        customer_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        imported_at: Any = None,
+    ) -> KObject:
+        """Create a KObject, never twice.
+
+        With ``external_id`` an unknown outcome (connection lost after sending, timeout, 5xx)
+        is resolved by looking the record up before sending again, and a 409 for an external id
+        that already exists returns the stored record. Without it, an unknown outcome raises
+        :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError` rather than risk a
+        duplicate. ``imported_at`` is passed through; Kustomer exempts such creates from its
+        per-customer create limit.
+        """
+        record = _record("create", klass_name, external_id)
+        body = validate_model(
+            KObjectCreate,
+            _given(
+                title=title,
+                custom=custom,
+                external_id=external_id,
+                description=description,
+                tags=tags,
+                data=data,
+                imported_at=imported_at,
+            ),
+            record=record,
+        ).to_body()
+        klass = segment(klass_name, "klass_name")
+        if customer_id is not None:
+            path = api_path("v1", "customers", segment(customer_id, "customer_id"), "klasses", klass)
+        else:
+            path = api_path("v1", "klasses", klass)
+        reconcile = (lambda: self._lookup(klass_name, external_id)) if external_id else None
+        try:
+            response = self.transport.request("POST", path, json=body, reconcile=reconcile)
+        except CrmConflictError:
+            if not external_id or (existing := self._lookup(klass_name, external_id)) is None:
+                raise
+            log.warning(
+                "%s already exists; returning the stored KObject %s", record, existing.json()["data"]["id"]
+            )
+            response = existing
+        return self._parse(response)
+
+    def update_kobject(
+        self,
+        klass_name: str,
+        kobject_id: str,
+        *,
+        title: str | None = None,
+        custom: dict[str, Any] | None = None,
+        external_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> KObject:
+        """Update a KObject with PUT; arguments left ``None`` are not sent."""
+        record = f"Kustomer KObject update {klass_name}/{kobject_id}"
+        fields = _given(
+            title=title,
+            custom=custom,
+            external_id=external_id,
+            description=description,
+            tags=tags,
+            data=data,
+        )
+        body = validate_model(KObjectUpdate, fields, record=record).to_body()
+        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
+        return self._parse(self.transport.request("PUT", path, json=body))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def probe(self) -> str:
+        response = self.transport.request("GET", api_path("v1", "auth", "tokens", "current"))
+        body = json_or_none(response) or {}
+        data = body.get("data") if isinstance(body, dict) else None
+        roles = (data or {}).get("attributes", {}).get("roles") if isinstance(data, dict) else None
+        detail = f" with {len(roles)} role(s)" if isinstance(roles, list) else ""
+        return f"Connected to Kustomer at {self.base_url()}; the API key is valid{detail}."
+
+    def _parse(self, response: requests.Response) -> KObject:
+        body = require_json(response, self.vendor)
+        try:
+            return KObject.from_response(body)
+        except (KeyError, ValueError, TypeError) as exc:
+            raise CrmApiError(
+                f"unexpected KObject document: {exc}", vendor=self.vendor, status=response.status_code
+            ) from None
+
+
+def _given(**fields: Any) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _record(action: str, klass_name: str, external_id: str | None) -> str:
+    label = f"Kustomer KObject {action} in klass {klass_name!r}"
+    return f"{label} (externalId {external_id!r})" if external_id else label

@@ -1,0 +1,184 @@
+"""Kustomer KObject requests and responses.
+
+Custom attributes are typed by their name's suffix (Kustomer's own convention): ``Num``
+number, ``At`` date-time, ``Str``/``Txt`` string of at most 1024 characters, ``Bool`` boolean,
+``Url`` http(s) URI; ``null`` is allowed for every type. A key with any other suffix is refused
+here, before a request is sent, because Kustomer would refuse it with a 400.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+
+from airflow_provider_crm.models.values import iso_with_offset
+
+MAX_TEXT_LENGTH = 1024
+CUSTOM_SUFFIXES = ("Num", "At", "Str", "Txt", "Bool", "Url")
+
+
+def _check_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _check_text(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise ValueError(f"must be at most {MAX_TEXT_LENGTH} characters, got {len(value)}")
+    return value
+
+
+def _check_bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError(f"must be true or false, got {type(value).__name__}")
+    return value
+
+
+def _check_url(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError(f"must be a URL string, got {type(value).__name__}")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in value):
+        raise ValueError(f"must be an http(s) URL, got {value[:100]!r}")
+    return value
+
+
+_CHECKS = {
+    "Num": _check_number,
+    "At": iso_with_offset,
+    "Str": _check_text,
+    "Txt": _check_text,
+    "Bool": _check_bool,
+    "Url": _check_url,
+}
+
+
+def custom_attribute_suffix(name: str) -> str | None:
+    """The type suffix of a custom attribute name, or ``None`` when it has no known suffix."""
+    for suffix in CUSTOM_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    return None
+
+
+def normalise_custom(custom: Any) -> dict[str, Any]:
+    """Check every custom attribute against its suffix; return the values as they will be sent."""
+    if not isinstance(custom, dict):
+        raise ValueError(
+            f"custom must be a mapping of attribute names to values, got {type(custom).__name__}"
+        )
+    result: dict[str, Any] = {}
+    for name, value in custom.items():
+        if not isinstance(name, str):
+            raise ValueError(f"attribute name {name!r} must be a string")
+        suffix = custom_attribute_suffix(name)
+        if suffix is None:
+            raise ValueError(
+                f"attribute {name!r} has no known type suffix; names must end in one of "
+                f"{', '.join(CUSTOM_SUFFIXES)} (e.g. totalNum, shippedAt)"
+            )
+        if value is None:
+            result[name] = None
+            continue
+        try:
+            result[name] = _CHECKS[suffix](value)
+        except ValueError as exc:
+            raise ValueError(f"attribute {name!r} ({suffix}) {exc}") from None
+    return result
+
+
+def _json_object(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a JSON object (dict), got {type(value).__name__}")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"must be JSON-serialisable: {exc}") from None
+    return value
+
+
+NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
+IsoDateTime = Annotated[str, BeforeValidator(iso_with_offset)]
+JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
+CustomAttributes = Annotated[dict[str, Any], BeforeValidator(normalise_custom)]
+
+
+class _KObjectFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    external_id: NonEmptyText | None = Field(default=None, serialization_alias="externalId")
+    description: StrictStr | None = None
+    tags: list[StrictStr] | None = None
+    data: JsonObject | None = None
+    custom: CustomAttributes | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body: fields left ``None`` are not sent (``null`` inside ``custom`` is)."""
+        dumped = self.model_dump(by_alias=True, mode="json")
+        return {key: value for key, value in dumped.items() if value is not None}
+
+
+class KObjectCreate(_KObjectFields):
+    """Body of ``POST /v1/klasses/{name}``."""
+
+    title: NonEmptyText
+    imported_at: IsoDateTime | None = Field(default=None, serialization_alias="importedAt")
+
+
+class KObjectUpdate(_KObjectFields):
+    """Body of ``PUT /v1/klasses/{name}/{id}``; every field optional, only given ones sent."""
+
+    title: NonEmptyText | None = None
+
+
+class KObject(BaseModel):
+    """The part of a KObject response callers use; ``raw`` keeps the whole document."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    klass: str | None = None
+    title: str | None = None
+    external_id: str | None = None
+    customer_id: str | None = None
+    rev: int | None = None
+    custom: dict[str, Any] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_response(cls, body: Any) -> KObject:
+        """Parse ``{"data": {...}}``; relationships may spell ``links`` or ``link``."""
+        if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
+            raise ValueError("response has no data object")
+        data = body["data"]
+        attributes = data.get("attributes") or {}
+        relationships = data.get("relationships") or {}
+        return cls(
+            id=str(data["id"]),
+            klass=_related_id(relationships, "klass"),
+            title=attributes.get("title"),
+            external_id=attributes.get("externalId"),
+            customer_id=_related_id(relationships, "customer"),
+            rev=attributes.get("rev"),
+            custom=attributes.get("custom") or {},
+            raw=body,
+        )
+
+
+def _related_id(relationships: dict[str, Any], name: str) -> str | None:
+    related = relationships.get(name)
+    if not isinstance(related, dict):
+        return None
+    data = related.get("data")
+    if isinstance(data, dict) and data.get("id") is not None:
+        return str(data["id"])
+    return None
