@@ -1,0 +1,61 @@
+"""Stateful local emulators of the vendor HTTP APIs, for tests, demos and DAG development.
+
+One loopback HTTP server serves every vendor under its own prefix (``/kustomer``, ``/kaiten``,
+``/microbase``, ``/hubspot``; only Kustomer is emulated so far, the others answer 501). It keeps
+what was written, journals what arrived (credentials redacted), and can be told to misbehave:
+rate limits, 5xx, slow answers, connections dropped before or after a write is stored.
+
+In-process (standard library only, no Airflow import)::
+
+    with Sandbox() as sandbox:
+        base_url, token = sandbox.base_url("kustomer"), sandbox.token("kustomer")
+        sandbox.inject("kustomer", RateLimit(retry_after=0.1))
+        ...  # run the code under test against base_url
+        assert sandbox.state("kustomer").kobjects("orders")
+        assert [entry.status for entry in sandbox.writes("kustomer")] == [429, 201]
+
+As pytest fixtures: ``pytest_plugins = ["airflow_provider_crm.sandbox.pytest_plugin"]`` gives
+``crm_sandbox`` (per test) and ``crm_sandbox_session``.
+
+As a server: ``airflow-crm-sandbox --port 8080`` (or ``python -m airflow_provider_crm.sandbox``),
+driven from other processes through ``/_sandbox/health``, ``/_sandbox/journal``,
+``/_sandbox/state/<vendor>``, ``POST /_sandbox/reset``, ``POST /_sandbox/faults/<vendor>``
+(body like ``{"kind": "rate_limit", "count": 2, "retry_after": 1}``) and
+``GET|POST /_sandbox/config/<vendor>``.
+"""
+
+from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.faults import (
+    DropAfterStore,
+    DropBeforeStore,
+    Fault,
+    Latency,
+    RateLimit,
+    ServerError,
+    fault_from_dict,
+)
+from airflow_provider_crm.sandbox.journal import JournalEntry
+from airflow_provider_crm.sandbox.kustomer import KustomerApp
+from airflow_provider_crm.sandbox.kustomer_state import KustomerState
+from airflow_provider_crm.sandbox.messages import SandboxRequest, SandboxResponse
+from airflow_provider_crm.sandbox.registry import DEFAULT_TOKENS, VENDORS
+from airflow_provider_crm.sandbox.server import Sandbox
+
+__all__ = [
+    "DEFAULT_TOKENS",
+    "VENDORS",
+    "DropAfterStore",
+    "DropBeforeStore",
+    "Fault",
+    "JournalEntry",
+    "KustomerApp",
+    "KustomerState",
+    "Latency",
+    "RateLimit",
+    "Sandbox",
+    "SandboxRequest",
+    "SandboxResponse",
+    "ServerError",
+    "VendorApp",
+    "fault_from_dict",
+]

@@ -1,0 +1,105 @@
+"""The contract between the sandbox server and one vendor emulator.
+
+A vendor emulator is one module with one :class:`VendorApp` subclass: it owns its routes, its
+token check, its state and its error shapes. The server owns sockets, faults and the journal,
+and calls :meth:`VendorApp.dispatch` with the app's ``lock`` held, so handlers need no locking.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
+from airflow_provider_crm.sandbox.messages import SandboxRequest, SandboxResponse
+
+
+class VendorApp(ABC):
+    """Base class of the vendor emulators.
+
+    Subclasses set ``name`` (the URL prefix) and ``default_token``, build their routes and
+    state in ``__init__`` and implement the abstract methods. Settings that tests may change at
+    run time are listed in ``settings`` (attribute names); :meth:`configure` sets them and
+    :meth:`reset` restores them.
+    """
+
+    name: str = ""
+    default_token: str = ""
+    emulated: ClassVar[bool] = True
+    settings: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, token: str | None = None) -> None:
+        self.token = token or self.default_token
+        self.lock = threading.RLock()
+        self._defaults = {key: getattr(self, key) for key in self.settings}
+
+    @property
+    @abstractmethod
+    def state(self) -> Any:
+        """The vendor's state object, with inspection helpers for tests."""
+
+    @abstractmethod
+    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        """Answer an authorized request (called with ``lock`` held)."""
+
+    @abstractmethod
+    def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
+        """The vendor's answer to a missing or wrong credential."""
+
+    @abstractmethod
+    def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
+        """The vendor's 429 answer for an injected :class:`RateLimit`."""
+
+    @abstractmethod
+    def server_error(self, request: SandboxRequest, fault: ServerError) -> SandboxResponse:
+        """The vendor's answer for an injected :class:`ServerError`."""
+
+    @abstractmethod
+    def reset_state(self) -> None:
+        """Forget all stored data (called with ``lock`` held)."""
+
+    @abstractmethod
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready dump of the state, for the control endpoint."""
+
+    def is_authorized(self, request: SandboxRequest) -> bool:
+        """Default check: ``Authorization: Bearer <token>`` with the exact token."""
+        header = request.header("Authorization") or ""
+        scheme, _, credential = header.strip().partition(" ")
+        return scheme.lower() == "bearer" and credential.strip() == self.token
+
+    def decorate(self, request: SandboxRequest, response: SandboxResponse) -> None:  # noqa: B027
+        """Optional hook: add the headers every answer carries (called once per answered request)."""
+
+    def not_found(self, request: SandboxRequest) -> SandboxResponse:
+        """Answer for a path no route matches."""
+        return SandboxResponse(404, {"error": "not_found", "path": request.path})
+
+    def reset(self) -> None:
+        """Clear state and restore the default settings."""
+        with self.lock:
+            for key, value in self._defaults.items():
+                setattr(self, key, value)
+            self.reset_state()
+
+    def config(self) -> dict[str, Any]:
+        """Current values of the run-time settings."""
+        with self.lock:
+            return {key: getattr(self, key) for key in self.settings}
+
+    def configure(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Change run-time settings by name; unknown names raise ``ValueError``."""
+        unknown = sorted(set(options) - set(self.settings))
+        if unknown:
+            raise ValueError(f"unknown {self.name} setting(s): {', '.join(unknown)}")
+        checked = {key: self.check_setting(key, value) for key, value in options.items()}
+        with self.lock:
+            for key, value in checked.items():
+                setattr(self, key, value)
+        return self.config()
+
+    def check_setting(self, key: str, value: Any) -> Any:
+        """Validate (and possibly convert) a setting value; raise ``ValueError`` if invalid."""
+        return value

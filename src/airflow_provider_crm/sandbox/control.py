@@ -1,0 +1,151 @@
+"""HTTP control endpoints under ``/_sandbox`` for driving a sandbox from another process.
+
+They need no token (the server binds to loopback by default) and are not journaled.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_crm.sandbox.faults import fault_from_dict
+from airflow_provider_crm.sandbox.messages import (
+    InvalidJson,
+    SandboxRequest,
+    SandboxResponse,
+    decode_segments,
+    json_response,
+    loads_strict,
+    parse_query,
+)
+from airflow_provider_crm.sandbox.routing import Router
+
+if TYPE_CHECKING:
+    from airflow_provider_crm.sandbox.base import VendorApp
+    from airflow_provider_crm.sandbox.engine import Engine
+
+_TRUE = {"1", "true", "yes"}
+
+
+def _error(status: int, message: str) -> SandboxResponse:
+    return json_response(status, {"error": message})
+
+
+class _ControlError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ControlApi:
+    """Routes: ``GET health``, ``GET journal``, ``GET state/{vendor}``, ``POST reset``,
+    ``GET|DELETE faults``, ``POST faults/{vendor}``, ``GET|POST config/{vendor}``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._router = Router()
+        add = self._router.add
+        add("GET", "/health", self._health)
+        add("GET", "/journal", self._journal)
+        add("GET", "/state/{vendor}", self._state)
+        add("POST", "/reset", self._reset)
+        add("GET", "/faults", self._list_faults)
+        add("DELETE", "/faults", self._clear_faults)
+        add("POST", "/faults/{vendor}", self._add_fault)
+        add("GET", "/config/{vendor}", self._config)
+        add("POST", "/config/{vendor}", self._configure)
+
+    def handle(self, method: str, path: str, query: str, body: bytes) -> SandboxResponse:
+        """Answer a control request; ``path`` is relative to ``/_sandbox``."""
+        request = SandboxRequest(
+            method=method,
+            target=path,
+            path=path,
+            segments=decode_segments(path),
+            query=parse_query(query),
+            headers={},
+            body=body,
+            request_id="",
+        )
+        found = self._router.match(method, request.segments)
+        if found is None:
+            return _error(404, f"no control endpoint {method} /_sandbox{path}")
+        route, params = found
+        try:
+            return route.handler(request, params)
+        except _ControlError as exc:
+            return _error(exc.status, str(exc))
+
+    def _app(self, vendor: str) -> VendorApp:
+        app = self._engine.apps.get(vendor)
+        if app is None:
+            raise _ControlError(404, f"unknown vendor {vendor!r}")
+        return app
+
+    def _vendor_filter(self, request: SandboxRequest) -> str | None:
+        vendor = request.query_value("vendor")
+        if vendor is not None:
+            self._app(vendor)
+        return vendor
+
+    @staticmethod
+    def _json_object(request: SandboxRequest) -> dict[str, Any]:
+        try:
+            body = loads_strict(request.body) if request.body else {}
+        except InvalidJson as exc:
+            raise _ControlError(400, f"invalid JSON: {exc}") from exc
+        if not isinstance(body, dict):
+            raise _ControlError(400, "body must be a JSON object")
+        return body
+
+    def _health(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendors = {
+            name: {"path": f"/{name}", "emulated": type(app).emulated}
+            for name, app in self._engine.apps.items()
+        }
+        return json_response(200, {"status": "ok", "vendors": vendors})
+
+    def _journal(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendor = self._vendor_filter(request)
+        writes_only = (request.query_value("writes") or "").lower() in _TRUE
+        entries = self._engine.journal.entries(vendor, writes_only=writes_only)
+        return json_response(200, {"entries": [entry.to_dict() for entry in entries]})
+
+    def _state(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        app = self._app(params["vendor"])
+        with app.lock:
+            return json_response(200, app.snapshot())
+
+    def _reset(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendor = self._vendor_filter(request)
+        self._engine.reset(vendor)
+        return json_response(200, {"reset": vendor or "all"})
+
+    def _list_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        pending = self._engine.faults.pending(self._vendor_filter(request))
+        return json_response(
+            200, {"faults": [{"vendor": vendor, **fault.to_dict()} for vendor, fault in pending]}
+        )
+
+    def _clear_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        self._engine.faults.clear(self._vendor_filter(request))
+        return json_response(200, {"faults": []})
+
+    def _add_fault(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendor = params["vendor"]
+        self._app(vendor)
+        try:
+            fault = fault_from_dict(self._json_object(request))
+        except ValueError as exc:
+            raise _ControlError(400, str(exc)) from exc
+        self._engine.faults.add(vendor, fault)
+        return json_response(201, {"vendor": vendor, **fault.to_dict()})
+
+    def _config(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return json_response(200, self._app(params["vendor"]).config())
+
+    def _configure(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        app = self._app(params["vendor"])
+        try:
+            return json_response(200, app.configure(self._json_object(request)))
+        except ValueError as exc:
+            raise _ControlError(400, str(exc)) from exc

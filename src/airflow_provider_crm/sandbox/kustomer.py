@@ -1,0 +1,427 @@
+"""Kustomer emulator: KObject create/update/get/lookup with Kustomer's validation and errors.
+
+Behaviour follows Kustomer's API reference where it is documented. Assumptions where it is not:
+lookup by an unknown externalId answers 404; PUT merges the given top-level fields and merges
+``custom`` key by key; ``rev`` in an update body is accepted and ignored (``rev`` is bumped on
+every update); ``x-ratelimit-reset`` is sent as seconds to wait. Both documented error shapes
+occur: ``{"code","message","meta"}`` (400, unknown route) and JSON:API
+``{"status","code","title","detail"}`` (401, 403, 404 for a missing object, 409, 429, 5xx).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from fnmatch import fnmatchcase
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
+from airflow_provider_crm.sandbox.ids import new_object_id, utc_now_iso
+from airflow_provider_crm.sandbox.kustomer_state import ATTRIBUTE_KEYS, KustomerState
+from airflow_provider_crm.sandbox.kustomer_validation import FieldError, validate_create, validate_update
+from airflow_provider_crm.sandbox.messages import (
+    InvalidJson,
+    SandboxRequest,
+    SandboxResponse,
+    format_seconds,
+    json_response,
+)
+from airflow_provider_crm.sandbox.ratelimits import FixedWindowCounter, SlidingWindowLimiter
+from airflow_provider_crm.sandbox.routing import Router
+
+ROLES_CREATE = (
+    "org.permission.kobject.create",
+    "org.permission.kobject.kobject_*.create",
+    "org.user.kobject.write",
+)
+ROLES_UPDATE = (
+    "org.permission.kobject.update",
+    "org.permission.kobject.kobject_*.update",
+    "org.user.kobject.write",
+)
+ROLES_READ = ("org.permission.kobject.read", "org.permission.kobject.kobject_*.read", "org.user.kobject.read")
+ROLES_DELETE = ("org.permission.kobject.delete", "org.user.kobject.delete")
+ROLES_KLASS_READ = ("org.permission.klass.read", "org.user.klass.read", "org.admin.klass.read")
+ROLES_CUSTOMER_READ = ("org.permission.customer.read", "org.user.customer.read")
+
+DEFAULT_ROLES = (
+    "org.permission.kobject.create",
+    "org.permission.kobject.read",
+    "org.permission.kobject.update",
+    "org.permission.kobject.delete",
+    "org.permission.klass.read",
+    "org.permission.customer.read",
+)
+
+MAX_PAGE_SIZE = 100
+
+_STATUS_TITLES = {
+    400: ("bad_request", "Bad Request"),
+    401: ("unauthorized", "Unauthorized"),
+    403: ("forbidden", "Forbidden"),
+    404: ("not_found", "Not Found"),
+    409: ("conflict", "Conflict"),
+    429: ("too_many_requests", "Too Many Requests"),
+    500: ("internal_server_error", "Internal Server Error"),
+    502: ("bad_gateway", "Bad Gateway"),
+    503: ("service_unavailable", "Service Unavailable"),
+    504: ("gateway_timeout", "Gateway Timeout"),
+}
+
+
+def jsonapi_error(status: int, detail: str, *, pointer: str | None = None) -> dict[str, Any]:
+    """A JSON:API error document: ``{"errors": [{"status", "code", "title", "detail"}]}``."""
+    code, title = _STATUS_TITLES.get(status, ("error", "Error"))
+    error: dict[str, Any] = {"status": status, "code": code, "title": title, "detail": detail}
+    if pointer is not None:
+        error["source"] = {"pointer": pointer}
+    return {"errors": [error]}
+
+
+def simple_error(code: str, message: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Kustomer's common error document: ``{"errors": [{"code", "message", "meta"}]}``."""
+    return {"errors": [{"code": code, "message": message, "meta": meta or {}}]}
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+class KustomerApp(VendorApp):
+    """Emulates ``https://<org>.api.kustomerapp.com`` for KObjects.
+
+    Run-time settings (change them directly or with :meth:`configure`; :meth:`reset` restores
+    them): ``create_limit_per_minute`` (``None`` = off; otherwise creates beyond it within
+    ``create_limit_window`` seconds for one customer get 429 unless the body has
+    ``importedAt``; objects without a customer share one budget), ``org_limit_per_minute``
+    (reported in ``x-ratelimit-*`` headers), ``enforce_org_limit`` (answer 429 once that budget
+    is used up) and ``roles`` (the token's roles; a route needs any one of its roles, else 403).
+    """
+
+    name = "kustomer"
+    default_token = "sandbox-kustomer-token-0123456789"
+    settings: ClassVar[tuple[str, ...]] = (
+        "create_limit_per_minute",
+        "create_limit_window",
+        "org_limit_per_minute",
+        "enforce_org_limit",
+        "roles",
+    )
+
+    create_limit_per_minute: int | None = None
+    create_limit_window: float = 60.0
+    org_limit_per_minute: int = 1000
+    enforce_org_limit: bool = False
+    roles: tuple[str, ...] = DEFAULT_ROLES
+
+    def __init__(self, token: str | None = None) -> None:
+        super().__init__(token)
+        self.org_id = new_object_id()
+        self._token_id = new_object_id()
+        self._user_id = new_object_id()
+        self._token_created_at = utc_now_iso()
+        self._state = KustomerState(self.lock, self.org_id)
+        self._org_window = FixedWindowCounter(self.org_limit_per_minute)
+        self._creates = SlidingWindowLimiter()
+        self._router = Router()
+        add = self._router.add
+        add("GET", "/v1/auth/tokens/current", self._current_token)
+        add("GET", "/v1/klasses/{klass}", self._list, ROLES_KLASS_READ)
+        add("POST", "/v1/klasses/{klass}", self._create, ROLES_CREATE)
+        add("GET", "/v1/klasses/{klass}/externalId={external_id}", self._get_by_external_id, ROLES_READ)
+        add("GET", "/v1/klasses/{klass}/{kobject_id}", self._get, ROLES_READ)
+        add("PUT", "/v1/klasses/{klass}/{kobject_id}", self._update, ROLES_UPDATE)
+        add("DELETE", "/v1/klasses/{klass}/{kobject_id}", self._delete, ROLES_DELETE)
+        add("GET", "/v1/customers/{customer}/klasses/{klass}", self._list, ROLES_CUSTOMER_READ)
+        add("POST", "/v1/customers/{customer}/klasses/{klass}", self._create, ROLES_CREATE)
+
+    @property
+    def state(self) -> KustomerState:
+        """Stored KObjects (``kobjects``, ``get``, ``find_by_external_id``, ``count``)."""
+        return self._state
+
+    # VendorApp contract.
+
+    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        """Route an authorized request."""
+        if self.enforce_org_limit and self._org_window.remaining() <= 0:
+            return self._too_many(self._org_window.reset_in(), "Org rate limit exceeded")
+        found = self._router.match(request.method, request.segments)
+        if found is None:
+            return self.not_found(request)
+        route, params = found
+        if route.roles and not self._has_any_role(route.roles):
+            detail = f"Token lacks a required role (any of: {', '.join(route.roles)})"
+            return json_response(403, jsonapi_error(403, detail))
+        return route.handler(request, params)
+
+    def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
+        """401 for a missing or wrong bearer token."""
+        return json_response(401, jsonapi_error(401, "Missing or invalid API key"))
+
+    def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
+        """429 with ``x-ratelimit-*`` headers and, optionally, ``Retry-After``."""
+        response = self._too_many(fault.retry_after, "Rate limit exceeded")
+        if fault.reset_header is not None:
+            response.headers["x-ratelimit-reset"] = format_seconds(fault.reset_header)
+        if fault.send_retry_after_header:
+            response.headers["Retry-After"] = format_seconds(fault.retry_after)
+        return response
+
+    def server_error(self, request: SandboxRequest, fault: ServerError) -> SandboxResponse:
+        """A 5xx with a JSON:API error body, or the fault's raw body."""
+        if fault.body is not None:
+            return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
+        return json_response(fault.status, jsonapi_error(fault.status, "Injected server error"))
+
+    def not_found(self, request: SandboxRequest) -> SandboxResponse:
+        """404 for a path or method no route serves."""
+        message = f"Cannot {request.method} {request.path}"
+        return json_response(404, simple_error("not_found", message, {"path": request.path}))
+
+    def decorate(self, request: SandboxRequest, response: SandboxResponse) -> None:
+        """Count the request against the org budget and add the headers every answer carries."""
+        self._org_window.limit = self.org_limit_per_minute
+        self._org_window.hit()
+        response.headers.setdefault("x-ratelimit-limit", str(self.org_limit_per_minute))
+        response.headers.setdefault("x-ratelimit-remaining", str(self._org_window.remaining()))
+        response.headers.setdefault("x-request-id", request.request_id)
+
+    def reset_state(self) -> None:
+        """Forget objects and rate-limit counters."""
+        self._state.clear()
+        self._creates.clear()
+        self._org_window.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Org id and stored objects per klass."""
+        return self._state.snapshot()
+
+    def check_setting(self, key: str, value: Any) -> Any:
+        """Type-check settings changed through the control endpoint."""
+        if key == "roles":
+            if not isinstance(value, list | tuple) or not all(isinstance(role, str) for role in value):
+                raise ValueError("roles must be a list of strings")
+            return tuple(value)
+        if key == "enforce_org_limit":
+            if not isinstance(value, bool):
+                raise ValueError("enforce_org_limit must be a boolean")
+            return value
+        if key == "create_limit_per_minute" and value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"{key} must be a positive number")
+        return float(value) if key == "create_limit_window" else int(value)
+
+    # Test helpers.
+
+    def seed(self, klass: str, fields: dict[str, Any], customer: str | None = None) -> dict[str, Any]:
+        """Store an object directly (validated like a create, not journaled); returns the record."""
+        errors = validate_create(fields)
+        if errors:
+            raise ValueError("; ".join(error.message for error in errors))
+        with self.lock:
+            external_id = fields.get("externalId")
+            if external_id is not None and self._state.external_id_owner(klass, external_id):
+                raise ValueError(f"externalId {external_id!r} already exists in klass {klass!r}")
+            return self._state.create(
+                klass, fields, customer if customer is not None else fields.get("customer")
+            )
+
+    # Helpers.
+
+    def _has_any_role(self, required: Sequence[str]) -> bool:
+        return any(fnmatchcase(role, pattern) for role in self.roles for pattern in required)
+
+    def _too_many(self, wait: float, detail: str) -> SandboxResponse:
+        response = json_response(429, jsonapi_error(429, detail))
+        response.headers["x-ratelimit-limit"] = str(self.org_limit_per_minute)
+        response.headers["x-ratelimit-remaining"] = "0"
+        response.headers["x-ratelimit-reset"] = format_seconds(round(wait, 3))
+        return response
+
+    def _bad_request(self, message: str, meta: dict[str, Any] | None = None) -> SandboxResponse:
+        return json_response(400, simple_error("bad_request", message, meta))
+
+    def _invalid(self, errors: Sequence[FieldError]) -> SandboxResponse:
+        body = {
+            "errors": [
+                {
+                    "code": "bad_request",
+                    "message": error.message,
+                    "meta": {"attribute": error.attribute, "pointer": error.pointer},
+                }
+                for error in errors
+            ]
+        }
+        return json_response(400, body)
+
+    def _json_object(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
+        try:
+            body = request.json()
+        except InvalidJson as exc:
+            return self._bad_request(f"Invalid JSON in request body: {exc}")
+        if not isinstance(body, dict):
+            return self._bad_request("Request body must be a JSON object")
+        return body
+
+    def _conflict(self, klass: str, external_id: str) -> SandboxResponse:
+        detail = f"externalId {external_id!r} already exists in klass {klass!r}"
+        return json_response(409, jsonapi_error(409, detail, pointer="/externalId"))
+
+    def _missing(self, klass: str, what: str) -> SandboxResponse:
+        return json_response(404, jsonapi_error(404, f"KObject {what} not found in klass {klass!r}"))
+
+    def render(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A stored record in the API's JSON:API-like resource shape."""
+        klass = record["klass"]
+        relationships: dict[str, Any] = {
+            "org": {
+                "links": {"self": f"/v1/orgs/{self.org_id}"},
+                "data": {"type": "org", "id": self.org_id},
+            },
+            "klass": {
+                "link": {"self": f"/v1/klasses/{_segment(klass)}"},
+                "data": {"type": "klass", "id": klass},
+            },
+        }
+        for kind, collection in (("customer", "customers"), ("company", "companies")):
+            if record.get(kind):
+                relationships[kind] = {
+                    "links": {"self": f"/v1/{collection}/{_segment(record[kind])}"},
+                    "data": {"type": kind, "id": record[kind]},
+                }
+        return {
+            "type": "kobject",
+            "id": record["id"],
+            "attributes": {key: record[key] for key in ATTRIBUTE_KEYS},
+            "relationships": relationships,
+            "links": {"self": f"/v1/klasses/{_segment(klass)}/{_segment(record['id'])}"},
+        }
+
+    # Route handlers.
+
+    def _current_token(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        data = {
+            "type": "token",
+            "id": self._token_id,
+            "attributes": {
+                "name": "sandbox",
+                "roles": list(self.roles),
+                "createdAt": self._token_created_at,
+                "expiresAt": None,
+            },
+            "relationships": {
+                "org": {
+                    "links": {"self": f"/v1/orgs/{self.org_id}"},
+                    "data": {"type": "org", "id": self.org_id},
+                },
+                "user": {
+                    "links": {"self": f"/v1/users/{self._user_id}"},
+                    "data": {"type": "user", "id": self._user_id},
+                },
+            },
+        }
+        return json_response(200, {"data": data})
+
+    def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        klass = params["klass"]
+        body = self._json_object(request)
+        if isinstance(body, SandboxResponse):
+            return body
+        errors = validate_create(body)
+        if errors:
+            return self._invalid(errors)
+        external_id = body.get("externalId")
+        if external_id is not None and self._state.external_id_owner(klass, external_id) is not None:
+            return self._conflict(klass, external_id)
+        customer = params.get("customer", body.get("customer"))
+        if self.create_limit_per_minute is not None and body.get("importedAt") is None:
+            wait = self._creates.acquire(
+                customer or "", self.create_limit_per_minute, self.create_limit_window
+            )
+            if wait is not None:
+                detail = (
+                    f"Create limit of {self.create_limit_per_minute} KObjects per minute per customer reached"
+                )
+                return self._too_many(wait, detail)
+        record = self._state.create(klass, body, customer)
+        return json_response(201, {"data": self.render(record)}, stored=True)
+
+    def _update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        klass, kobject_id = params["klass"], params["kobject_id"]
+        body = self._json_object(request)
+        if isinstance(body, SandboxResponse):
+            return body
+        errors = validate_update(body)
+        if errors:
+            return self._invalid(errors)
+        if self._state.get(klass, kobject_id) is None:
+            return self._missing(klass, repr(kobject_id))
+        external_id = body.get("externalId")
+        if external_id is not None:
+            owner = self._state.external_id_owner(klass, external_id)
+            if owner is not None and owner != kobject_id:
+                return self._conflict(klass, external_id)
+        record = self._state.update(klass, kobject_id, body)
+        assert record is not None  # checked above, under the same lock
+        return json_response(200, {"data": self.render(record)}, stored=True)
+
+    def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        record = self._state.get(params["klass"], params["kobject_id"])
+        if record is None:
+            return self._missing(params["klass"], repr(params["kobject_id"]))
+        return json_response(200, {"data": self.render(record)})
+
+    def _get_by_external_id(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        record = self._state.find_by_external_id(params["klass"], params["external_id"])
+        if record is None:
+            return self._missing(params["klass"], f"with externalId {params['external_id']!r}")
+        return json_response(200, {"data": self.render(record)})
+
+    def _delete(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        if not self._state.delete(params["klass"], params["kobject_id"]):
+            return self._missing(params["klass"], repr(params["kobject_id"]))
+        return SandboxResponse(204, stored=True)
+
+    def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        klass, customer = params["klass"], params.get("customer")
+        try:
+            page = int(request.query_value("page") or 1)
+            page_size = min(int(request.query_value("pageSize") or MAX_PAGE_SIZE), MAX_PAGE_SIZE)
+        except ValueError:
+            return self._bad_request("page and pageSize must be integers", {"parameter": "page"})
+        if page < 1 or page_size < 1:
+            return self._bad_request("page and pageSize must be at least 1", {"parameter": "page"})
+        records = self._state.kobjects(klass)
+        if customer is not None:
+            records = [record for record in records if record["customer"] == customer]
+        total_pages = max(1, math.ceil(len(records) / page_size))
+        chunk = records[(page - 1) * page_size : page * page_size]
+        base = f"/v1/customers/{_segment(customer)}" if customer is not None else "/v1"
+        base = f"{base}/klasses/{_segment(klass)}"
+
+        def link(number: int) -> str:
+            return f"{base}?page={number}&pageSize={page_size}"
+
+        return json_response(
+            200,
+            {
+                "data": [self.render(record) for record in chunk],
+                "meta": {
+                    "page": page,
+                    "pageSize": page_size,
+                    "total": len(records),
+                    "totalPages": total_pages,
+                },
+                "links": {
+                    "self": link(page),
+                    "first": link(1),
+                    "prev": link(page - 1) if page > 1 else None,
+                    "next": link(page + 1) if page < total_pages else None,
+                    "last": link(total_pages),
+                },
+            },
+        )

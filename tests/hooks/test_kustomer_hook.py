@@ -1,0 +1,294 @@
+"""KustomerHook against the sandbox over loopback HTTP: what arrives at the server is what counts."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+import pytest
+
+from airflow_provider_crm.errors import (
+    CrmAuthenticationError,
+    CrmBadRequestError,
+    CrmConfigurationError,
+    CrmNotFoundError,
+    CrmOutcomeUnknownError,
+    CrmRateLimitError,
+    CrmServerError,
+    CrmValidationError,
+)
+from airflow_provider_crm.hooks.kustomer import KustomerHook
+from airflow_provider_crm.sandbox import (
+    DropAfterStore,
+    DropBeforeStore,
+    Latency,
+    RateLimit,
+    Sandbox,
+    ServerError,
+)
+
+KLASS = "ecomm-order"
+
+
+@pytest.fixture
+def hook(kustomer_conn: str) -> KustomerHook:
+    return KustomerHook(kustomer_conn_id=kustomer_conn)
+
+
+def stored(sandbox: Sandbox, klass: str = KLASS) -> list[dict]:
+    return sandbox.state("kustomer").kobjects(klass)
+
+
+def posts(sandbox: Sandbox) -> list:
+    return [e for e in sandbox.writes("kustomer") if e.method == "POST"]
+
+
+def test_create_get_update_and_find_round_trip(hook: KustomerHook, sandbox: Sandbox) -> None:
+    created = hook.create_kobject(
+        KLASS,
+        title="Order 1",
+        external_id="o-1",
+        custom={"totalNum": 10, "shippedAt": "2026-01-02T03:04:05+01:00"},
+        tags=["vip"],
+        data={"lines": 2},
+    )
+    assert stored(sandbox)[0]["id"] == created.id
+    assert stored(sandbox)[0]["custom"] == {"totalNum": 10, "shippedAt": "2026-01-02T02:04:05+00:00"}
+
+    updated = hook.update_kobject(KLASS, created.id, custom={"totalNum": 11})
+    assert updated.id == created.id
+    assert hook.get_kobject(KLASS, created.id).custom["totalNum"] == 11
+    assert hook.find_kobject_by_external_id(KLASS, "o-1").id == created.id  # type: ignore[union-attr]
+    assert hook.find_kobject_by_external_id(KLASS, "missing") is None
+
+    put = next(e for e in sandbox.writes("kustomer") if e.method == "PUT")
+    assert put.body == {"custom": {"totalNum": 11}}, "fields left None must not be sent"
+
+
+def test_create_linked_to_customer_uses_customer_path(hook: KustomerHook, sandbox: Sandbox) -> None:
+    created = hook.create_kobject(KLASS, title="t", customer_id="cust/1")
+    assert created.customer_id == "cust/1"
+    assert posts(sandbox)[0].path.endswith("/v1/customers/cust%2F1/klasses/ecomm-order")
+
+
+def test_one_session_is_reused(hook: KustomerHook, sandbox: Sandbox) -> None:
+    hook.create_kobject(KLASS, title="a")
+    session = hook.transport.session
+    hook.create_kobject(KLASS, title="b")
+    assert hook.transport.session is session
+    assert len(stored(sandbox)) == 2
+
+
+def test_dropped_after_commit_with_external_id_leaves_exactly_one_record(
+    hook: KustomerHook, sandbox: Sandbox
+) -> None:
+    sandbox.inject("kustomer", DropAfterStore(method="POST"))
+    created = hook.create_kobject(KLASS, title="t", external_id="ext-1")
+    assert [o["id"] for o in stored(sandbox)] == [created.id]
+    assert len(posts(sandbox)) == 1, "the record was found by externalId, so the POST was not resent"
+    lookups = [e for e in sandbox.journal("kustomer") if "externalId=" in e.path]
+    assert lookups, "the hook must look the record up before deciding"
+
+
+def test_dropped_before_commit_with_external_id_is_resent_once(hook: KustomerHook, sandbox: Sandbox) -> None:
+    sandbox.inject("kustomer", DropBeforeStore(method="POST"))
+    created = hook.create_kobject(KLASS, title="t", external_id="ext-2")
+    assert [o["id"] for o in stored(sandbox)] == [created.id]
+    assert len(posts(sandbox)) == 2
+
+
+def test_unknown_outcome_without_external_id_is_never_resent(hook: KustomerHook, sandbox: Sandbox) -> None:
+    sandbox.inject("kustomer", DropAfterStore(method="POST"))
+    with pytest.raises(CrmOutcomeUnknownError, match="may or may not exist"):
+        hook.create_kobject(KLASS, title="t")
+    assert len(posts(sandbox)) == 1
+    assert len(stored(sandbox)) == 1
+
+
+def test_5xx_on_create_without_external_id_is_not_resent(hook: KustomerHook, sandbox: Sandbox) -> None:
+    sandbox.inject("kustomer", ServerError(status=502, method="POST"))
+    with pytest.raises(CrmOutcomeUnknownError) as caught:
+        hook.create_kobject(KLASS, title="t")
+    assert isinstance(caught.value.cause, CrmServerError)
+    assert len(posts(sandbox)) == 1
+    assert stored(sandbox) == []
+
+
+def test_5xx_on_create_with_external_id_checks_then_resends(hook: KustomerHook, sandbox: Sandbox) -> None:
+    sandbox.inject("kustomer", ServerError(status=503, method="POST", count=2))
+    created = hook.create_kobject(KLASS, title="t", external_id="ext-3")
+    assert [o["id"] for o in stored(sandbox)] == [created.id]
+    assert len(posts(sandbox)) == 3
+
+
+def test_read_timeout_after_store_with_external_id_creates_one(kustomer_conn: str, sandbox: Sandbox) -> None:
+    hook = KustomerHook(kustomer_conn_id=kustomer_conn)
+    sandbox.inject("kustomer", Latency(seconds=2.5, method="POST"))  # read_timeout is 2 s
+    created = hook.create_kobject(KLASS, title="t", external_id="slow-1")
+    time.sleep(0.6)  # let the slow request finish on the server
+    assert [o["id"] for o in stored(sandbox)] == [created.id]
+
+
+def test_429_on_create_waits_and_retries(hook: KustomerHook, sandbox: Sandbox) -> None:
+    sandbox.inject("kustomer", RateLimit(retry_after=1.0, method="POST"))
+    started = time.monotonic()
+    created = hook.create_kobject(KLASS, title="t")  # no external id: a 429 was never applied
+    elapsed = time.monotonic() - started
+    assert elapsed >= 1.0, f"waited only {elapsed:.2f}s"
+    assert [e.status for e in posts(sandbox)] == [429, 201]
+    assert [o["id"] for o in stored(sandbox)] == [created.id]
+
+
+def test_429_without_retry_after_uses_reset_header(hook: KustomerHook, sandbox: Sandbox) -> None:
+    sandbox.inject("kustomer", RateLimit(retry_after=0.5, send_retry_after_header=False, method="PUT"))
+    created = hook.create_kobject(KLASS, title="t")
+    started = time.monotonic()
+    hook.update_kobject(KLASS, created.id, title="u")
+    assert time.monotonic() - started >= 0.5
+
+
+def test_persistent_429_gives_up_with_typed_error(kustomer_conn: str, sandbox: Sandbox, monkeypatch) -> None:
+    import json
+
+    conn = sandbox.airflow_connection("kustomer") | {"extra": {"max_attempts": 2}}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    sandbox.inject("kustomer", RateLimit(retry_after=0.1, count=5))
+    with pytest.raises(CrmRateLimitError) as caught:
+        KustomerHook().create_kobject(KLASS, title="t")
+    assert caught.value.status == 429
+    assert caught.value.retry_after == pytest.approx(0.1)
+    assert caught.value.code == "too_many_requests"
+    assert len(posts(sandbox)) == 2
+    assert stored(sandbox) == []
+
+
+def test_put_is_retried_on_5xx_and_dropped_connection(hook: KustomerHook, sandbox: Sandbox) -> None:
+    created = hook.create_kobject(KLASS, title="t")
+    sandbox.inject("kustomer", ServerError(status=500, method="PUT"))
+    sandbox.inject("kustomer", DropAfterStore(method="PUT"))
+    hook.update_kobject(KLASS, created.id, title="new")
+    assert stored(sandbox)[0]["title"] == "new"
+    assert [e.status for e in sandbox.writes("kustomer") if e.method == "PUT"] == [500, None, 200]
+
+
+def test_bad_request_is_not_retried_and_parses_error(hook: KustomerHook, sandbox: Sandbox) -> None:
+    created = hook.create_kobject(KLASS, title="t", external_id="dup")
+    with pytest.raises(CrmBadRequestError) as caught:
+        # Bypass local validation to see the vendor's own answer.
+        hook.transport.request("PUT", f"/v1/klasses/{KLASS}/{created.id}", json={"custom": {"x": 1}})
+    assert caught.value.code == "bad_request"
+    assert "x" in caught.value.message
+    assert len([e for e in sandbox.writes("kustomer") if e.method == "PUT"]) == 1
+
+
+def test_conflicting_external_id_returns_the_stored_record(hook: KustomerHook, sandbox: Sandbox) -> None:
+    first = hook.create_kobject(KLASS, title="t", external_id="same")
+    second = hook.create_kobject(KLASS, title="t again", external_id="same")
+    assert second.id == first.id
+    assert len(stored(sandbox)) == 1
+
+
+def test_not_found_is_typed(hook: KustomerHook) -> None:
+    with pytest.raises(CrmNotFoundError) as caught:
+        hook.get_kobject(KLASS, "0" * 24)
+    assert caught.value.status == 404
+
+
+@pytest.mark.parametrize("evil", ["a/b", "..", "%2F", "x?y=1", "x#y", "a\nb", "ünï/../..", "."])
+def test_ids_never_change_the_path(hook: KustomerHook, sandbox: Sandbox, evil: str) -> None:
+    victim = hook.create_kobject(KLASS, title="victim")
+    with contextlib.suppress(CrmNotFoundError, CrmValidationError):
+        hook.update_kobject(KLASS, evil, title="pwned")
+    assert stored(sandbox)[0]["title"] == "victim"
+    for entry in sandbox.journal("kustomer")[1:]:
+        assert entry.path.startswith(f"/v1/klasses/{KLASS}/")
+        assert entry.path.count("/") == 4
+        assert victim.id not in entry.path
+
+
+def test_empty_ids_are_refused_before_sending(hook: KustomerHook, sandbox: Sandbox) -> None:
+    with pytest.raises(CrmValidationError, match="kobject_id"):
+        hook.update_kobject(KLASS, "", title="x")
+    with pytest.raises(CrmValidationError, match="klass_name"):
+        hook.create_kobject("", title="x")
+    assert sandbox.journal("kustomer") == []
+
+
+def test_bad_custom_attribute_sends_nothing(hook: KustomerHook, sandbox: Sandbox) -> None:
+    with pytest.raises(CrmValidationError, match="'totalNum'"):
+        hook.create_kobject(KLASS, title="t", custom={"totalNum": "ten"})
+    assert sandbox.journal("kustomer") == []
+
+
+def test_wrong_token_is_an_auth_error_without_the_token(sandbox: Sandbox, monkeypatch, caplog) -> None:
+    import json
+
+    secret = "wrong-token-that-must-not-leak-1234"
+    conn = sandbox.airflow_connection("kustomer") | {"password": secret}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(CrmAuthenticationError) as caught:
+        KustomerHook().create_kobject(KLASS, title="t")
+    assert secret not in str(caught.value)
+    assert secret not in repr(caught.value.__dict__)
+    assert secret not in caplog.text
+    assert len(sandbox.journal("kustomer")) == 1, "401 is never retried"
+
+
+def test_test_connection_is_read_only(hook: KustomerHook, sandbox: Sandbox) -> None:
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert sandbox.writes("kustomer") == []
+    assert [e.path for e in sandbox.journal("kustomer")] == ["/v1/auth/tokens/current"]
+
+
+def test_test_connection_explains_failures(sandbox: Sandbox, monkeypatch) -> None:
+    import json
+
+    conn = sandbox.airflow_connection("kustomer") | {"password": "not-the-right-key-000"}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    ok, message = KustomerHook().test_connection()
+    assert not ok and "refused the credentials" in message and "not-the-right-key" not in message
+
+    conn = {"conn_type": "kustomer", "host": "http://127.0.0.1:9", "password": "x" * 20}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn | {"extra": {"max_attempts": 1}}))
+    ok, message = KustomerHook().test_connection()
+    assert not ok and "Could not reach Kustomer" in message
+
+
+def test_region_picks_host_and_plain_http_is_refused(monkeypatch) -> None:
+    import json
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps({"conn_type": "kustomer", "extra": {"region": "eu"}})
+    )
+    assert KustomerHook().base_url() == "https://api.prod2.kustomerapp.com"
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps({"conn_type": "kustomer"}))
+    assert KustomerHook().base_url() == "https://api.kustomerapp.com"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps({"conn_type": "kustomer", "extra": {"region": "mars"}})
+    )
+    with pytest.raises(CrmConfigurationError, match="mars"):
+        KustomerHook().base_url()
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps({"conn_type": "kustomer", "host": "http://crm.example"})
+    )
+    with pytest.raises(CrmConfigurationError, match="allow_insecure_http"):
+        KustomerHook().base_url()
+
+
+def test_timeouts_and_tls_come_from_extras(sandbox: Sandbox, monkeypatch) -> None:
+    import json
+
+    conn = sandbox.airflow_connection("kustomer") | {
+        "extra": {"connect_timeout": "3", "read_timeout": 7, "verify_ssl": "false"}
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    transport = KustomerHook().transport
+    assert transport.timeouts.as_tuple() == (3.0, 7.0)
+    assert transport.session.verify is False
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(sandbox.airflow_connection("kustomer")))
+    default = KustomerHook().transport
+    assert default.timeouts.as_tuple() == (10.0, 30.0)
+    assert default.session.verify is True
