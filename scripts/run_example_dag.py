@@ -13,6 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "crm_example_chain"
+VENDORS = ("kustomer",)
 
 
 def prepare_airflow_home() -> None:
@@ -31,8 +32,8 @@ def main() -> int:
     from airflow_provider_crm.sandbox import Sandbox
 
     with Sandbox() as sandbox:
-        for conn_id, env in sandbox.airflow_connections().items():
-            os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = env
+        for vendor in VENDORS:
+            os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(sandbox.airflow_connection(vendor))
 
         from airflow.dag_processing.dagbag import DagBag
         from airflow.utils.state import DagRunState
