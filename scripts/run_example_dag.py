@@ -33,7 +33,8 @@ def main() -> int:
 
     with Sandbox() as sandbox:
         for vendor in VENDORS:
-            os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(sandbox.airflow_connection(vendor))
+            connection = json.dumps(sandbox.airflow_connection(vendor))
+            os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = connection
 
         from airflow.dag_processing.dagbag import DagBag
         from airflow.utils.state import DagRunState
