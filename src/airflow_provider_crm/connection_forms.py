@@ -66,6 +66,50 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             **COMMON_FIELDS,
         },
     },
+    "kaiten": {
+        "hook-class-name": "airflow_provider_crm.hooks.kaiten.KaitenHook",
+        "hook-name": "Kaiten",
+        "ui-field-behaviour": {
+            "hidden-fields": _HIDDEN_DEFAULT,
+            "relabeling": {"host": "Base URL", "password": "Access token"},
+            "placeholders": {
+                "host": "https://kaiten.example.com (/api is appended when missing)",
+                "password": "ksh_... (a service-account token with write:customers)",
+            },
+        },
+        "conn-fields": dict(COMMON_FIELDS),
+    },
+    "microbase": {
+        "hook-class-name": "airflow_provider_crm.hooks.microbase.MicroBaseHook",
+        "hook-name": "MicroBase",
+        "ui-field-behaviour": {
+            "hidden-fields": ["port", "schema"],
+            "relabeling": {
+                "host": "Base URL",
+                "login": "Client id (client credentials only)",
+                "password": "Bearer token, or client secret",
+            },
+            "placeholders": {
+                "host": "http://localhost:3005",
+                "login": "leave empty when the password is a bearer token",
+                "token_url": "http://localhost:4000/services/oauth/v2/token",
+                "scope": "api",
+            },
+        },
+        "conn-fields": {
+            "token_url": {
+                "label": "Token URL (client credentials)",
+                "description": "OAuth token endpoint; set it to use login/password as client credentials.",
+                "schema": {"type": _STRING},
+            },
+            "scope": {
+                "label": "Scope (client credentials)",
+                "description": "Scope asked for with client credentials. Default api.",
+                "schema": {"type": _STRING, "default": "api"},
+            },
+            **COMMON_FIELDS,
+        },
+    },
 }
 
 

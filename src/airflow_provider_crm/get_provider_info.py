@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+# (integration name, documentation URL, module name under hooks/ and operators/)
+_INTEGRATIONS = (
+    ("Kustomer", "https://developer.kustomer.com/", "kustomer"),
+    ("Kaiten", "https://docs.kaiten.sh/", "kaiten"),
+    ("MicroBase", "https://github.com/ncornag/microbase", "microbase"),
+)
+
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_provider_crm import __version__
@@ -15,23 +22,16 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Write records into Kustomer, Kaiten, MicroBase and HubSpot from Airflow pipelines.",
         "versions": [__version__],
         "integrations": [
-            {
-                "integration-name": "Kustomer",
-                "external-doc-url": "https://developer.kustomer.com/",
-                "tags": ["service"],
-            },
+            {"integration-name": name, "external-doc-url": url, "tags": ["service"]}
+            for name, url, _ in _INTEGRATIONS
         ],
         "hooks": [
-            {
-                "integration-name": "Kustomer",
-                "python-modules": ["airflow_provider_crm.hooks.kustomer"],
-            },
+            {"integration-name": name, "python-modules": [f"airflow_provider_crm.hooks.{module}"]}
+            for name, _, module in _INTEGRATIONS
         ],
         "operators": [
-            {
-                "integration-name": "Kustomer",
-                "python-modules": ["airflow_provider_crm.operators.kustomer"],
-            },
+            {"integration-name": name, "python-modules": [f"airflow_provider_crm.operators.{module}"]}
+            for name, _, module in _INTEGRATIONS
         ],
         "connection-types": connection_type_entries(),
     }

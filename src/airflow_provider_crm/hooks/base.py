@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar
 
@@ -137,13 +138,15 @@ class CrmHook(BaseHook):
         return HttpTransport(
             base_url=self.base_url(),
             rules=self.vendor_rules,
-            token_source=self._token_source(),
+            token_source=self.token_source,
             timeouts=self.timeouts(),
             retry=self.retry_settings(),
             verify=self.bool_extra("verify_ssl", True),
         )
 
-    def _token_source(self) -> Any:
+    @cached_property
+    def token_source(self) -> Callable[[], str]:
+        """Where the transport gets the bearer token; OAuth hooks return a :class:`CachedToken`."""
         token = self.token()
         return lambda: token
 

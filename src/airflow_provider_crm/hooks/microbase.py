@@ -1,0 +1,211 @@
+"""MicroBase customer service: ``customer.update`` over its HTTP RPC interface."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cached_property
+from typing import Any
+
+import requests
+from requests.auth import HTTPBasicAuth
+
+from airflow_provider_crm.errors import (
+    CrmApiError,
+    CrmAuthenticationError,
+    CrmBadRequestError,
+    CrmConfigurationError,
+    CrmConflictError,
+    CrmNotFoundError,
+    excerpt,
+)
+from airflow_provider_crm.hooks.base import CrmHook
+from airflow_provider_crm.hooks.tokens import CachedToken, IssuedToken
+from airflow_provider_crm.models.microbase import CustomerUpdate, MicroBaseCustomer
+from airflow_provider_crm.models.validation import validate_model
+from airflow_provider_crm.transport import (
+    Disposition,
+    HttpTransport,
+    Problem,
+    VendorRules,
+    api_path,
+    json_or_none,
+    require_json,
+)
+
+DEFAULT_TOKEN_PATH = "/services/oauth/v2/token"
+
+BUSINESS_ERRORS: dict[str, type[CrmApiError]] = {
+    "customer_not_found": CrmNotFoundError,
+    "customer_invalid_email": CrmBadRequestError,
+    "validation_error": CrmBadRequestError,
+    "duplicate_key": CrmConflictError,
+    "invalid_token": CrmAuthenticationError,
+}
+
+
+class MicroBaseRules(VendorRules):
+    """MicroBase reports business errors as HTTP 200 with ``ok: false``: read the body, not the status."""
+
+    vendor = "MicroBase"
+
+    def parse_problem(self, response: requests.Response) -> Problem:
+        body = json_or_none(response)
+        if not isinstance(body, dict) or "error" not in body:
+            return super().parse_problem(response)
+        error, data = body.get("error"), body.get("data")
+        if isinstance(error, dict):  # unhandled server error: {"error": {"message": ...}}
+            return Problem(
+                message=str(error.get("message") or "internal error"),
+                code=str(error.get("code") or error.get("name") or "internal_error"),
+                details=error,
+            )
+        code = str(error)
+        message = code if data is None else f"{code}: {excerpt(str(data), 300)}"
+        return Problem(message=message, code=code, details=data)
+
+    def error_for(self, response: requests.Response) -> CrmApiError | None:
+        if response.status_code >= 400:
+            return super().error_for(response)
+        body = json_or_none(response)
+        if isinstance(body, dict) and body.get("ok") is False:
+            return self.build_error(response, self.parse_problem(response))
+        return None
+
+    def build_error(self, response: requests.Response, problem: Problem) -> CrmApiError:
+        error = super().build_error(response, problem)
+        business_class = BUSINESS_ERRORS.get(problem.code or "")
+        if business_class is not None and not isinstance(error, business_class):
+            error.__class__ = business_class
+        return error
+
+    def disposition(self, error: CrmApiError) -> Disposition:
+        if error.code in BUSINESS_ERRORS or (error.status or 0) < 400:
+            return Disposition.FINAL
+        return super().disposition(error)
+
+
+class MicroBaseHook(CrmHook):
+    """Talks to a MicroBase customer service.
+
+    Connection: host = the service's base URL (e.g. ``http://localhost:3005``, or the gateway).
+    Auth, either: password = a bearer token (JWT); or client credentials: login = client id,
+    password = client secret and extra ``token_url`` = the OAuth service's token URL (or path
+    on the same host, e.g. ``/services/oauth/v2/token``). Issued tokens are cached until shortly
+    before they expire, registered with Airflow's masker, and renewed once if the service
+    answers ``invalid_token``.
+    """
+
+    conn_type = "microbase"
+    conn_name_attr = "microbase_conn_id"
+    default_conn_name = "microbase_default"
+    hook_name = "MicroBase"
+    vendor_rules = MicroBaseRules()
+
+    def __init__(self, microbase_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=microbase_conn_id, **kwargs)
+
+    # -- auth -------------------------------------------------------------------------------
+
+    @cached_property
+    def token_source(self) -> Callable[[], str]:
+        token_url = self.extra("token_url")
+        if not token_url:
+            return super().token_source
+        if not self.connection.login:
+            raise CrmConfigurationError(
+                f"MicroBase: connection {self.conn_id!r} sets token_url but its login (client id) is empty"
+            )
+        return CachedToken(self._fetch_token)
+
+    def token_url(self) -> str:
+        raw = str(self.extra("token_url") or DEFAULT_TOKEN_PATH)
+        return self.checked_url(raw) if "://" in raw else self.base_url() + "/" + raw.lstrip("/")
+
+    def _fetch_token(self) -> IssuedToken:
+        client_secret = self.secret(self.connection.password, "client secret in its password field")
+        transport = HttpTransport(
+            base_url=self.token_url(),
+            rules=self.vendor_rules,
+            timeouts=self.timeouts(),
+            retry=self.retry_settings(),
+            verify=self.bool_extra("verify_ssl", True),
+        )
+        try:
+            response = transport.request(
+                "POST",
+                "",
+                data={"grant_type": "client_credentials", "scope": str(self.extra("scope", "api"))},
+                auth=HTTPBasicAuth(self.connection.login, client_secret),
+                idempotent=True,  # asking for a token twice is harmless
+            )
+        finally:
+            transport.close()
+        body = require_json(response, self.vendor)
+        token = body.get("access_token") or body.get("token") if isinstance(body, dict) else None
+        if not token:
+            raise CrmApiError("the token endpoint answered without an access_token", vendor=self.vendor)
+        expires_in = body.get("expires_in")
+        return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def call(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Call a customer-service RPC operation and return its ``ok: true`` body.
+
+        Calls are sent as idempotent: the operations used here set values (a repeat publishes
+        the update event again but changes nothing). An ``invalid_token`` answer with client
+        credentials renews the token once.
+        """
+        path = api_path("services", "customer", "v1", operation)
+        for attempt in (1, 2):
+            try:
+                response = self.transport.request("POST", path, json=payload, idempotent=True)
+                body = require_json(response, self.vendor)
+                return body if isinstance(body, dict) else {}
+            except CrmAuthenticationError:
+                renewable = isinstance(self.token_source, CachedToken)
+                if attempt == 2 or not renewable:
+                    raise
+                self.token_source.invalidate()  # type: ignore[attr-defined]
+        raise AssertionError("unreachable")
+
+    def update_customer(
+        self,
+        customer_id: str,
+        *,
+        email: str | None = None,
+        first_name: str | None = None,
+        last_name: str | None = None,
+        status: str | None = None,
+        tags: list[str] | None = None,
+    ) -> MicroBaseCustomer:
+        """``customer.update``: fields left ``None`` are not sent and keep their value."""
+        body = validate_model(
+            CustomerUpdate,
+            {
+                "id": customer_id,
+                "email": email,
+                "first_name": first_name,
+                "last_name": last_name,
+                "status": status,
+                "tags": tags,
+            },
+            record=f"MicroBase customer {customer_id!r}",
+        ).to_body()
+        return self._customer(self.call("customer.update", body))
+
+    def get_customer(self, customer_id: str) -> MicroBaseCustomer:
+        """``customer.info``; raises :class:`~airflow_provider_crm.errors.CrmNotFoundError` if absent."""
+        return self._customer(self.call("customer.info", {"id": customer_id}))
+
+    def probe(self) -> str:
+        self.call("customer.list", {"limit": 1})
+        return f"Connected to MicroBase at {self.base_url()}; the token can list customers."
+
+    def _customer(self, body: dict[str, Any]) -> MicroBaseCustomer:
+        try:
+            return MicroBaseCustomer.from_document(body)
+        except ValueError as exc:
+            raise CrmApiError(
+                f"unexpected customer document: {excerpt(str(exc), 200)}", vendor=self.vendor
+            ) from None

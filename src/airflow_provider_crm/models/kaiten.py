@@ -1,0 +1,61 @@
+"""Kaiten customers: the full-replacement PUT body and the customer document.
+
+Patterns come from Kaiten's OpenAPI contract: slugs are 2-100 characters of ``[a-z0-9-]``
+starting and ending alphanumeric; domains are lower case with at least one dot.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+DOMAIN_PATTERN = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$"
+
+Slug = Annotated[StrictStr, Field(min_length=2, max_length=100, pattern=SLUG_PATTERN)]
+Domain = Annotated[StrictStr, Field(pattern=DOMAIN_PATTERN)]
+
+
+class CustomerSlug(BaseModel):
+    """A slug to address a customer by, checked before it goes into a path."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_slug: Slug
+
+
+class CustomerReplacement(BaseModel):
+    """Body of ``PUT /customers/{slug}``: every field it does not carry is cleared by Kaiten."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: Annotated[StrictStr, Field(min_length=1)]
+    external_customer_id: Annotated[StrictStr, Field(min_length=1)] | None = Field(
+        default=None, serialization_alias="externalCustomerId"
+    )
+    domain: Domain | None = None
+
+    def to_body(self) -> dict[str, Any]:
+        """Null fields are left out: the body schema refuses explicit nulls for some of them."""
+        dumped = self.model_dump(by_alias=True, mode="json")
+        return {key: value for key, value in dumped.items() if value is not None}
+
+
+class KaitenCustomer(BaseModel):
+    """The customer fields callers use; ``raw`` keeps the whole document."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    slug: str
+    name: str
+    id: str | None = None
+    external_customer_id: str | None = Field(default=None, alias="externalCustomerId")
+    domain: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_document(cls, body: Any) -> KaitenCustomer:
+        if not isinstance(body, dict):
+            raise ValueError("customer document is not an object")
+        return cls.model_validate({**body, "raw": body})

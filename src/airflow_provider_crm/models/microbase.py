@@ -1,0 +1,80 @@
+"""MicroBase ``customer.update``: the arguments it accepts and the customer it returns.
+
+MicroBase writes a field only when the sent value is truthy (``msg.x || current.x``), so an
+empty string is silently ignored rather than clearing anything. Empty strings are therefore
+refused here, with a message that says why; ``tags: []`` is truthy in JavaScript and does
+replace the tags, so an empty list is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
+
+# Close to what the service's ``isemail`` check accepts: one @, a dotted domain, no spaces.
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+EMPTY_REFUSAL = "must not be empty: MicroBase ignores empty values, so it cannot clear a field this way"
+
+
+def _not_empty(value: Any) -> Any:
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(EMPTY_REFUSAL)
+    return value
+
+
+class CustomerUpdate(BaseModel):
+    """Arguments of ``customer.update``; fields left ``None`` are not sent (and keep their value)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Annotated[StrictStr, Field(min_length=1)]
+    email: StrictStr | None = None
+    first_name: StrictStr | None = Field(default=None, serialization_alias="firstName")
+    last_name: StrictStr | None = Field(default=None, serialization_alias="lastName")
+    status: Literal["ACTIVE", "INACTIVE"] | None = None
+    tags: list[Annotated[StrictStr, Field(min_length=1)]] | None = None
+
+    @field_validator("id", "email", "first_name", "last_name", mode="before")
+    @classmethod
+    def _refuse_empty(cls, value: Any) -> Any:
+        return _not_empty(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email_format(cls, value: str | None) -> str | None:
+        if value is not None and not EMAIL_PATTERN.match(value):
+            raise ValueError(f"{value[:100]!r} is not a valid email address")
+        return value
+
+    @model_validator(mode="after")
+    def _something_to_update(self) -> CustomerUpdate:
+        if not self.to_body().keys() - {"id"}:
+            raise ValueError("nothing to update; give email, first_name, last_name, status or tags")
+        return self
+
+    def to_body(self) -> dict[str, Any]:
+        dumped = self.model_dump(by_alias=True, mode="json")
+        return {key: value for key, value in dumped.items() if value is not None}
+
+
+class MicroBaseCustomer(BaseModel):
+    """The customer as ``customer.update`` / ``customer.info`` return it."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    id: str
+    email: str | None = None
+    first_name: str | None = Field(default=None, alias="firstName")
+    last_name: str | None = Field(default=None, alias="lastName")
+    status: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_document(cls, body: Any) -> MicroBaseCustomer:
+        customer = body.get("customer") if isinstance(body, dict) else None
+        if not isinstance(customer, dict):
+            raise ValueError("response has no customer object")
+        return cls.model_validate({**customer, "raw": customer})
