@@ -110,6 +110,34 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             **COMMON_FIELDS,
         },
     },
+    "hubspot": {
+        "hook-class-name": "airflow_provider_crm.hooks.hubspot.HubSpotHook",
+        "hook-name": "HubSpot",
+        "ui-field-behaviour": {
+            "hidden-fields": _HIDDEN_DEFAULT,
+            "relabeling": {"host": "API base URL", "password": "Private app token"},
+            "placeholders": {
+                "host": "https://api.hubapi.com (leave empty)",
+                "password": "pat-... (leave empty when using OAuth)",
+            },
+        },
+        "conn-fields": {
+            "client_id": {
+                "label": "OAuth client id",
+                "description": "For OAuth apps: with client secret and refresh token instead of a token.",
+                "schema": {"type": _STRING},
+            },
+            "client_secret": {
+                "label": "OAuth client secret",
+                "schema": {"type": _STRING, "format": "password"},
+            },
+            "refresh_token": {
+                "label": "OAuth refresh token",
+                "schema": {"type": _STRING, "format": "password"},
+            },
+            **COMMON_FIELDS,
+        },
+    },
 }
 
 

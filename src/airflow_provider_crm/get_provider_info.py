@@ -9,6 +9,7 @@ _INTEGRATIONS = (
     ("Kustomer", "https://developer.kustomer.com/", "kustomer"),
     ("Kaiten", "https://docs.kaiten.sh/", "kaiten"),
     ("MicroBase", "https://github.com/ncornag/microbase", "microbase"),
+    ("HubSpot", "https://developers.hubspot.com/docs/api/crm/orders", "hubspot"),
 )
 
 

@@ -113,6 +113,7 @@ class HttpTransport:
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     session: requests.Session = field(init=False, repr=False)
+    _not_before: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.session = requests.Session()
@@ -159,6 +160,7 @@ class HttpTransport:
         while True:
             attempt += 1
             failure: CrmError
+            self._hold_back()
             try:
                 response = self.session.request(
                     method,
@@ -179,6 +181,7 @@ class HttpTransport:
                 disposition = Disposition.MAYBE_APPLIED if sent else Disposition.NOT_APPLIED
                 wait = backoff_delay(attempt, self.retry, self.rng)
             else:
+                self._note_pause(self.rules.pause_after(response))
                 error = self.rules.error_for(response)
                 if error is None:
                     return response
@@ -212,6 +215,19 @@ class HttpTransport:
                 if found is not None:
                     log.info("%s %s: the earlier attempt went through; using the stored record", method, path)
                     return found
+
+    def _note_pause(self, pause: float) -> None:
+        if pause > 0:
+            self._not_before = max(
+                self._not_before, time.monotonic() + min(pause, self.retry.max_single_wait)
+            )
+
+    def _hold_back(self) -> None:
+        """Slow down before the vendor's limit is hit, as its rate-limit headers asked."""
+        delay = self._not_before - time.monotonic()
+        if delay > 0:
+            log.info("%s: rate-limit budget is low; pausing %.2fs", self.rules.vendor, delay)
+            self.sleep(delay)
 
     def _log_retry(self, method: str, path: str, failure: CrmError, attempt: int, wait: float) -> None:
         reason = f"HTTP {failure.status}" if isinstance(failure, CrmApiError) else str(failure)

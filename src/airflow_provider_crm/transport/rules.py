@@ -84,7 +84,7 @@ class VendorRules:
     def build_error(self, response: requests.Response, problem: Problem) -> CrmApiError:
         status = response.status_code
         cls = error_class_for_status(status)
-        retry_after = self.wait_hint(response) if status in (429, 503) or status >= 500 else None
+        retry_after = self.wait_hint(response)
         return cls(
             problem.message,
             vendor=self.vendor,
@@ -104,6 +104,10 @@ class VendorRules:
         if status >= 500:
             return Disposition.MAYBE_APPLIED
         return Disposition.FINAL
+
+    def pause_after(self, response: requests.Response) -> float:
+        """Seconds to hold the next request back, from rate-limit headers (0: no pause)."""
+        return 0.0
 
     def retry_wait(self, error: CrmApiError) -> float | None:
         """The wait a vendor prescribes for this error; ``None`` means use backoff."""

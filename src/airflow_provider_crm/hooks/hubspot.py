@@ -1,0 +1,326 @@
+"""HubSpot CRM v3 orders: patch one order, batch update/upsert many."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+
+import requests
+
+from airflow_provider_crm.errors import CrmApiError, CrmConfigurationError, CrmValidationError
+from airflow_provider_crm.hooks.base import CrmHook
+from airflow_provider_crm.hooks.tokens import CachedToken, IssuedToken
+from airflow_provider_crm.models.hubspot import (
+    BatchInputError,
+    BatchResult,
+    HubSpotObject,
+    serialise_properties,
+)
+from airflow_provider_crm.transport import (
+    Disposition,
+    HttpTransport,
+    Problem,
+    VendorRules,
+    api_path,
+    json_or_none,
+    require_json,
+)
+from airflow_provider_crm.transport.paths import segment
+
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+OBJECT_TYPE = "orders"
+BATCH_SIZE = 100
+"""HubSpot's documented cap on inputs per batch call."""
+DEFAULT_INTERVAL_SECONDS = 10.0
+LOCKED_MIN_WAIT = 2.0
+LOW_BUDGET_FRACTION = 0.1
+
+
+def _header_number(response: requests.Response, name: str) -> float | None:
+    try:
+        return float(response.headers[name])
+    except (KeyError, ValueError):
+        return None
+
+
+class HubSpotRules(VendorRules):
+    """HubSpot's error body, its two 429 policies, 423 Locked and the burst-budget headers."""
+
+    vendor = "HubSpot"
+    request_id_headers = ("x-hubspot-correlation-id", "x-request-id")
+    rate_limit_default_wait = DEFAULT_INTERVAL_SECONDS
+
+    def parse_problem(self, response: requests.Response) -> Problem:
+        body = json_or_none(response)
+        if not isinstance(body, dict):
+            return super().parse_problem(response)
+        message = str(body.get("message") or response.reason or "error")
+        details = [
+            str(item.get("message"))
+            for item in (body.get("errors") or [])[:5]
+            if isinstance(item, dict) and item.get("message") and item.get("message") != message
+        ]
+        code = body.get("policyName") or body.get("category") or body.get("errorType")
+        correlation = body.get("correlationId")
+        return Problem(
+            message="; ".join([message, *details]),
+            code=str(code) if code else None,
+            request_id=str(correlation) if correlation else None,
+            details=body,
+        )
+
+    def build_error(self, response: requests.Response, problem: Problem) -> CrmApiError:
+        error = super().build_error(response, problem)
+        if response.status_code == 429 and error.code == "DAILY":
+            error.message = (
+                "the account's daily API limit is spent; HubSpot resets it at midnight in the account's "
+                f"time zone ({error.message})"
+            )
+            error.args = (error._render(),)
+        return error
+
+    def wait_hint(self, response: requests.Response) -> float | None:
+        if response.status_code == 429:
+            interval = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+            return interval / 1000.0 if interval is not None else DEFAULT_INTERVAL_SECONDS
+        hint = super().wait_hint(response)
+        if response.status_code == 423:
+            return max(LOCKED_MIN_WAIT, hint or 0.0)
+        return hint
+
+    def disposition(self, error: CrmApiError) -> Disposition:
+        if error.status == 429 and error.code == "DAILY":
+            return Disposition.FINAL
+        if error.status in (423, 477):
+            return Disposition.NOT_APPLIED
+        return super().disposition(error)
+
+    def retry_wait(self, error: CrmApiError) -> float | None:
+        if error.status in (423, 477):
+            return error.retry_after if error.retry_after is not None else LOCKED_MIN_WAIT
+        return super().retry_wait(error)
+
+    def pause_after(self, response: requests.Response) -> float:
+        """When the rolling window's budget runs low, spread what is left over the window."""
+        remaining = _header_number(response, "X-HubSpot-RateLimit-Remaining")
+        limit = _header_number(response, "X-HubSpot-RateLimit-Max")
+        if remaining is None or limit is None or limit <= 0:
+            return 0.0
+        if remaining > max(1.0, limit * LOW_BUDGET_FRACTION):
+            return 0.0
+        interval = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+        window = interval / 1000.0 if interval else DEFAULT_INTERVAL_SECONDS
+        return window / (remaining + 1)
+
+
+class HubSpotHook(CrmHook):
+    """Talks to HubSpot's CRM API (orders).
+
+    Connection: password = a private-app token (``pat-...``); or OAuth with extras
+    ``client_id``, ``client_secret`` and ``refresh_token``: the access token is refreshed from
+    ``expires_in`` (not on a 401, as HubSpot asks), cached and masked. Host overrides the base
+    URL ``https://api.hubapi.com``.
+    """
+
+    conn_type = "hubspot"
+    conn_name_attr = "hubspot_conn_id"
+    default_conn_name = "hubspot_default"
+    hook_name = "HubSpot"
+    vendor_rules = HubSpotRules()
+
+    def __init__(self, hubspot_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(conn_id=hubspot_conn_id, **kwargs)
+
+    def base_url(self) -> str:
+        return self.checked_url(self.connection.host or DEFAULT_BASE_URL)
+
+    # -- auth -------------------------------------------------------------------------------
+
+    @cached_property
+    def token_source(self) -> Callable[[], str]:
+        if not self.extra("refresh_token"):
+            return super().token_source
+        return CachedToken(self._refresh_access_token)
+
+    def _refresh_access_token(self) -> IssuedToken:
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": self.extra("client_id"),
+            "client_secret": self.secret(self.extra("client_secret"), "client_secret extra"),
+            "refresh_token": self.secret(self.extra("refresh_token"), "refresh_token extra"),
+        }
+        if not form["client_id"]:
+            raise CrmConfigurationError(
+                f"HubSpot: connection {self.conn_id!r} has a refresh_token but no client_id"
+            )
+        transport = HttpTransport(
+            base_url=self.base_url(),
+            rules=self.vendor_rules,
+            timeouts=self.timeouts(),
+            retry=self.retry_settings(),
+            verify=self.bool_extra("verify_ssl", True),
+        )
+        try:
+            response = transport.request("POST", api_path("oauth", "v1", "token"), data=form, idempotent=True)
+        finally:
+            transport.close()
+        body = require_json(response, self.vendor)
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not token:
+            raise CrmApiError("the OAuth token endpoint answered without an access_token", vendor=self.vendor)
+        expires_in = body.get("expires_in")
+        return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
+
+    # -- single objects -----------------------------------------------------------------------
+
+    def _object_path(self, order_id: str) -> str:
+        return api_path("crm", "v3", "objects", OBJECT_TYPE, segment(order_id, "order_id"))
+
+    def update_order(
+        self,
+        order_id: str,
+        properties: Mapping[str, Any],
+        id_property: str | None = None,
+        *,
+        clear_nulls: bool = False,
+    ) -> HubSpotObject:
+        """PATCH one order: the properties sent overwrite stored values, the others are kept.
+
+        ``order_id`` is HubSpot's internal id, or the value of the unique property named by
+        ``id_property``. Values are serialised as described in :mod:`~airflow_provider_crm.models.hubspot`.
+        """
+        record = f"HubSpot order {order_id!r}"
+        body = {"properties": serialise_properties(properties, record=record, clear_nulls=clear_nulls)}
+        if not body["properties"]:
+            raise CrmValidationError(f"{record}: no properties to update", field="properties", record=record)
+        params = {"idProperty": _checked_id_property(id_property, record)} if id_property else None
+        response = self.transport.request("PATCH", self._object_path(order_id), json=body, params=params)
+        return self._object(response)
+
+    def get_order(
+        self, order_id: str, properties: Sequence[str] | None = None, id_property: str | None = None
+    ) -> HubSpotObject:
+        """Read one order (with the named properties, else HubSpot's defaults)."""
+        params: dict[str, str] = {}
+        if properties:
+            params["properties"] = ",".join(properties)
+        if id_property:
+            params["idProperty"] = _checked_id_property(id_property, f"HubSpot order {order_id!r}")
+        return self._object(self.transport.request("GET", self._object_path(order_id), params=params or None))
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def batch_update_orders(
+        self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False
+    ) -> BatchResult:
+        """Update many orders, 100 per call. Each input: ``id``, ``properties``, optional ``id_property``.
+
+        Inputs HubSpot refuses come back in :attr:`BatchResult.errors` with their position in
+        ``inputs``; they are never dropped silently.
+        """
+        return self._batch("update", inputs, clear_nulls=clear_nulls, need_id_property=False)
+
+    def batch_upsert_orders(
+        self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False
+    ) -> BatchResult:
+        """Create or update many orders by a unique property, 100 per call.
+
+        Each input: ``id`` (the unique property's value), ``id_property`` and ``properties``.
+        """
+        return self._batch("upsert", inputs, clear_nulls=clear_nulls, need_id_property=True)
+
+    def _batch(
+        self, action: str, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool, need_id_property: bool
+    ) -> BatchResult:
+        prepared = [
+            _batch_input(index, item, clear_nulls=clear_nulls, need_id_property=need_id_property)
+            for index, item in enumerate(inputs)
+        ]
+        path = api_path("crm", "v3", "objects", OBJECT_TYPE, "batch", action)
+        results: list[HubSpotObject] = []
+        errors: list[BatchInputError] = []
+        for start in range(0, len(prepared), BATCH_SIZE):
+            chunk = prepared[start : start + BATCH_SIZE]
+            # Batch update/upsert set the same values when repeated, so they are safe to retry.
+            response = self.transport.request("POST", path, json={"inputs": chunk}, idempotent=True)
+            body = require_json(response, self.vendor)
+            results.extend(HubSpotObject.from_document(item) for item in body.get("results") or [])
+            errors.extend(_batch_errors(body, chunk, offset=start))
+        return BatchResult(results=results, errors=sorted(errors, key=lambda e: e.index))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def probe(self) -> str:
+        self.transport.request("GET", api_path("crm", "v3", "objects", OBJECT_TYPE), params={"limit": 1})
+        return f"Connected to HubSpot at {self.base_url()}; the token can read orders."
+
+    def _object(self, response: requests.Response) -> HubSpotObject:
+        try:
+            return HubSpotObject.from_document(require_json(response, self.vendor))
+        except ValueError as exc:
+            raise CrmApiError(f"unexpected object document: {exc}", vendor=self.vendor) from None
+
+
+def _checked_id_property(id_property: Any, record: str) -> str:
+    if not isinstance(id_property, str) or not id_property.strip():
+        raise CrmValidationError(
+            f"{record}: id_property must be a property name", field="id_property", record=record
+        )
+    return id_property
+
+
+def _batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_property: bool) -> dict[str, Any]:
+    record = f"HubSpot batch input #{index}"
+    if not isinstance(item, Mapping):
+        raise CrmValidationError(f"{record}: must be a mapping with id and properties", record=record)
+    order_id = item.get("id")
+    if not isinstance(order_id, (str, int)) or isinstance(order_id, bool) or not str(order_id).strip():
+        raise CrmValidationError(f"{record}: id is required", field="id", record=record)
+    record = f"HubSpot batch input #{index} (id {order_id!r})"
+    body: dict[str, Any] = {
+        "id": str(order_id),
+        "properties": serialise_properties(item.get("properties"), record=record, clear_nulls=clear_nulls),
+        # A unique trace id per input makes HubSpot report failures per input (207) and lets
+        # each error be matched back to its input.
+        "objectWriteTraceId": f"input-{index}",
+    }
+    id_property = item.get("id_property") or item.get("idProperty")
+    if id_property:
+        body["idProperty"] = _checked_id_property(id_property, record)
+    elif need_id_property:
+        raise CrmValidationError(f"{record}: upsert needs id_property", field="id_property", record=record)
+    return body
+
+
+def _batch_errors(body: Any, chunk: list[dict[str, Any]], *, offset: int) -> list[BatchInputError]:
+    """Match each error of a 207 answer to its input, by trace id or else by the ids it names."""
+    if not isinstance(body, dict):
+        return []
+    by_trace = {item["objectWriteTraceId"]: offset + i for i, item in enumerate(chunk)}
+    by_id = {item["id"]: offset + i for i, item in enumerate(chunk)}
+    found: list[BatchInputError] = []
+    for error in body.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        raw_context = error.get("context")
+        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
+        if error.get("id") in by_trace:
+            indexes = [by_trace[error["id"]]]
+        else:
+            ids = context.get("ids") or context.get("id") or []
+            indexes = [by_id[str(i)] for i in ids if str(i) in by_id]
+        if not indexes:  # not attributable: charge it to every input of the chunk rather than lose it
+            indexes = list(range(offset, offset + len(chunk)))
+        for index in indexes:
+            found.append(
+                BatchInputError(
+                    index=index,
+                    id=chunk[index - offset]["id"],
+                    status=str(error.get("status")) if error.get("status") is not None else None,
+                    category=error.get("category"),
+                    message=str(error.get("message") or ""),
+                    context=context,
+                )
+            )
+    return found

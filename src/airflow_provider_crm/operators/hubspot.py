@@ -1,0 +1,52 @@
+"""Operator that patches a HubSpot order and returns its internal id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class HubSpotUpdateOrderOperator(BaseOperator):
+    """Update properties of a HubSpot order (PATCH) and return the order's internal id.
+
+    ``order_id`` is the internal id, or the value of the unique property named by
+    ``id_property`` (e.g. ``hs_external_order_id``); either way the returned id is HubSpot's
+    internal one, read from the response. Python values in ``properties`` are serialised to
+    HubSpot's formats (see the README); ``None`` values are left out so upstream nulls don't
+    wipe CRM data, unless ``clear_nulls=True`` (then they clear the property).
+    """
+
+    template_fields: Sequence[str] = ("order_id", "properties", "id_property")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"properties": "json"}
+    ui_color = "#fff0ec"
+
+    def __init__(
+        self,
+        *,
+        order_id: str,
+        properties: dict[str, Any],
+        id_property: str | None = None,
+        clear_nulls: bool = False,
+        hubspot_conn_id: str = "hubspot_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.order_id = order_id
+        self.properties = properties
+        self.id_property = id_property
+        self.clear_nulls = clear_nulls
+        self.hubspot_conn_id = hubspot_conn_id
+
+    def execute(self, context: Context) -> str:
+        from airflow_provider_crm.hooks.hubspot import HubSpotHook
+
+        order = HubSpotHook(hubspot_conn_id=self.hubspot_conn_id).update_order(
+            self.order_id, self.properties, self.id_property, clear_nulls=self.clear_nulls
+        )
+        self.log.info("HubSpot order %s is updated (%d properties)", order.id, len(self.properties))
+        return order.id
