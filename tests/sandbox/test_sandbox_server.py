@@ -105,7 +105,7 @@ def test_control_endpoints(crm_sandbox: Sandbox, kustomer: KustomerClient) -> No
     health = requests.get(control + "/health", timeout=TIMEOUT).json()
     assert health["status"] == "ok"
     assert health["vendors"]["kustomer"] == {"path": "/kustomer", "emulated": True}
-    assert health["vendors"]["kaiten"]["emulated"] is False
+    assert health["vendors"]["kaiten"]["emulated"] is True
 
     armed = requests.post(
         control + "/faults/kustomer",

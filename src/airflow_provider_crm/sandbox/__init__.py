@@ -1,7 +1,7 @@
 """Stateful local emulators of the vendor HTTP APIs, for tests, demos and DAG development.
 
 One loopback HTTP server serves every vendor under its own prefix (``/kustomer``, ``/kaiten``,
-``/microbase``, ``/hubspot``; only Kustomer is emulated so far, the others answer 501). It keeps
+``/microbase``, ``/hubspot``; a prefix with no emulator yet answers 501). It keeps
 what was written, journals what arrived (credentials redacted), and can be told to misbehave:
 rate limits, 5xx, slow answers, connections dropped before or after a write is stored.
 

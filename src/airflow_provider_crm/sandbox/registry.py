@@ -9,12 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.kaiten import KaitenApp
 from airflow_provider_crm.sandbox.kustomer import KustomerApp
+from airflow_provider_crm.sandbox.microbase import MicroBaseApp
 from airflow_provider_crm.sandbox.placeholder import PlaceholderApp
 
 VENDORS: tuple[str, ...] = ("kustomer", "kaiten", "microbase", "hubspot")
 
-_EMULATORS: dict[str, type[VendorApp]] = {cls.name: cls for cls in (KustomerApp,)}
+_EMULATORS: dict[str, type[VendorApp]] = {cls.name: cls for cls in (KustomerApp, KaitenApp, MicroBaseApp)}
 
 DEFAULT_TOKENS: dict[str, str] = {
     vendor: _EMULATORS[vendor].default_token if vendor in _EMULATORS else f"sandbox-{vendor}-token-0123456789"

@@ -1,0 +1,365 @@
+"""Kaiten (kaiten.sh) emulator: the Core API's customer endpoints with Kaiten's auth and errors.
+
+Routes live under ``/api``, as on a real deployment (the vendor SDK appends it to the base URL
+because every call without it answers 404). ``PUT /api/customers/{slug}`` is a full replacement
+answered with an empty 204: ``externalCustomerId`` and ``domain`` are cleared when omitted, and
+``slug``/``integrations`` may only repeat the stored values. Every error is
+``application/problem+json`` with a stable ``code``. Assumptions where the contract is silent:
+the error codes' names, ``errorId`` equal to the request's id (also sent as ``x-request-id``),
+cursors that stay valid when earlier customers are deleted, and 405 for a known path with the
+wrong method.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
+from airflow_provider_crm.sandbox.kaiten_problems import (
+    CUSTOMER_NOT_FOUND,
+    INSUFFICIENT_SCOPE,
+    INVALID_TOKEN,
+    LIMIT_REACHED,
+    MALFORMED,
+    METHOD_NOT_ALLOWED,
+    RATE_LIMITED,
+    ROUTE_NOT_FOUND,
+    SLUG_TAKEN,
+    VALIDATION_FAILED,
+    ErrorDetail,
+    problem,
+    server_code,
+)
+from airflow_provider_crm.sandbox.kaiten_state import KaitenState
+from airflow_provider_crm.sandbox.kaiten_validation import (
+    parse_limit,
+    slugify,
+    validate_create,
+    validate_replace,
+)
+from airflow_provider_crm.sandbox.messages import (
+    InvalidJson,
+    SandboxRequest,
+    SandboxResponse,
+    format_seconds,
+    json_response,
+)
+from airflow_provider_crm.sandbox.routing import Router
+
+READ_CUSTOMERS = "read:customers"
+WRITE_CUSTOMERS = "write:customers"
+
+PLATFORM_TOKEN_PREFIX = "ksm_"
+WEBHOOK_SECRET_PREFIX = "whsec_"
+
+_CURSOR = re.compile(r"seq:(\d+)")
+
+_SERVER_DETAILS = {
+    500: "An internal error occurred; quote the errorId when contacting support",
+    503: "The service is temporarily unavailable; retry later",
+}
+
+
+def has_scope(granted: Sequence[str], required: str) -> bool:
+    """Kaiten's scope rule: ``write:<m>`` implies ``read:<m>``; ``read:*``/``write:*`` cover all."""
+    action, _, module = required.partition(":")
+    accepted = {required, f"{action}:*"}
+    if action == "read":
+        accepted |= {f"write:{module}", "write:*"}
+    return any(scope in accepted for scope in granted)
+
+
+def encode_cursor(sequence: int) -> str:
+    """An opaque cursor pointing after one customer."""
+    return base64.urlsafe_b64encode(f"seq:{sequence}".encode()).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int | None:
+    """The position a cursor points after, or ``None`` if it is not one of ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    found = _CURSOR.fullmatch(text)
+    return int(found.group(1)) if found else None
+
+
+def _bearer(request: SandboxRequest) -> str | None:
+    header = request.header("Authorization") or ""
+    scheme, _, credential = header.strip().partition(" ")
+    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+class KaitenApp(VendorApp):
+    """Emulates a Kaiten deployment's Core API (``{host}/api``) for customers.
+
+    Run-time settings (change them directly or with :meth:`configure`; :meth:`reset` restores
+    them): ``readonly_token`` (a second accepted token), ``scopes`` and ``readonly_scopes`` (what
+    each token may do; a write needs ``write:customers``, else 403), ``customer_limit`` (``None``
+    = off; creates beyond it get 409 ``Customer.LimitReached``).
+    """
+
+    name = "kaiten"
+    default_token = "ksh_sandbox_kaiten_token_0123456789"
+    settings: ClassVar[tuple[str, ...]] = ("readonly_token", "scopes", "readonly_scopes", "customer_limit")
+
+    readonly_token: str = "ksh_sandbox_kaiten_readonly_0123456789"
+    scopes: tuple[str, ...] = (READ_CUSTOMERS, WRITE_CUSTOMERS)
+    readonly_scopes: tuple[str, ...] = (READ_CUSTOMERS,)
+    customer_limit: int | None = None
+
+    def __init__(self, token: str | None = None) -> None:
+        super().__init__(token)
+        self.service_account: dict[str, str] = {"id": str(uuid.uuid4()), "name": "sandbox-service-account"}
+        self._state = KaitenState(self.lock)
+        self._router = Router()
+        add = self._router.add
+        add("GET", "/api/customers", self._list, (READ_CUSTOMERS,))
+        add("POST", "/api/customers", self._create, (WRITE_CUSTOMERS,))
+        add("GET", "/api/customers/{slug}", self._get, (READ_CUSTOMERS,))
+        add("PUT", "/api/customers/{slug}", self._replace, (WRITE_CUSTOMERS,))
+        add("DELETE", "/api/customers/{slug}", self._delete, (WRITE_CUSTOMERS,))
+
+    @property
+    def state(self) -> KaitenState:
+        """Stored customers (``customers``, ``get``, ``count``)."""
+        return self._state
+
+    # VendorApp contract.
+
+    def is_authorized(self, request: SandboxRequest) -> bool:
+        """Either the full-access token or the read-only one."""
+        return _bearer(request) in (self.token, self.readonly_token)
+
+    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        """Route an authorized request and enforce the route's scope."""
+        found = self._router.match(request.method, request.segments)
+        if found is None:
+            return self.not_found(request)
+        route, params = found
+        granted = self.scopes if _bearer(request) == self.token else self.readonly_scopes
+        missing = [scope for scope in route.roles if not has_scope(granted, scope)]
+        if missing:
+            response = self._problem(
+                request, 403, INSUFFICIENT_SCOPE, f"The token lacks the scope {missing[0]} for this operation"
+            )
+            response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{missing[0]}"'
+            return response
+        return route.handler(request, params)
+
+    def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
+        """401, saying why when the credential is of the wrong kind."""
+        credential = _bearer(request)
+        if credential is None:
+            detail = "Missing bearer token"
+        elif credential.startswith(PLATFORM_TOKEN_PREFIX):
+            detail = (
+                "Platform credentials (ksm_...) are not accepted by the Core API; "
+                "use a Kaiten access token (ksh_...)"
+            )
+        elif credential.startswith(WEBHOOK_SECRET_PREFIX):
+            detail = "A webhook signing secret (whsec_...) is not an API credential"
+        else:
+            detail = "Invalid or expired access token"
+        response = self._problem(request, 401, INVALID_TOKEN, detail)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
+        """429 problem with, optionally, ``Retry-After``."""
+        wait = format_seconds(fault.retry_after)
+        response = self._problem(request, 429, RATE_LIMITED, f"Rate limit exceeded; retry in {wait} s")
+        if fault.send_retry_after_header:
+            response.headers["Retry-After"] = wait
+        return response
+
+    def server_error(self, request: SandboxRequest, fault: ServerError) -> SandboxResponse:
+        """An injected error as a problem, or the fault's raw body (e.g. a proxy's HTML page)."""
+        if fault.body is not None:
+            return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
+        default = "The request was refused" if fault.status < 500 else "The upstream service failed"
+        detail = _SERVER_DETAILS.get(fault.status, default)
+        return self._problem(request, fault.status, server_code(fault.status), detail)
+
+    def not_found(self, request: SandboxRequest) -> SandboxResponse:
+        """404 for an unknown path, 405 (with ``Allow``) for a known path and another method."""
+        allowed = sorted(
+            {route.method for route in self._router.routes if route.match(route.method, request.segments)}
+        )
+        if allowed:
+            detail = f"Method {request.method} is not allowed on {request.path}"
+            response = self._problem(request, 405, METHOD_NOT_ALLOWED, detail)
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
+        return self._problem(request, 404, ROUTE_NOT_FOUND, f"No route for {request.method} {request.path}")
+
+    def decorate(self, request: SandboxRequest, response: SandboxResponse) -> None:
+        """Every answer carries the request's id."""
+        response.headers.setdefault("x-request-id", request.request_id)
+
+    def reset_state(self) -> None:
+        """Forget every customer."""
+        self._state.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Stored customers."""
+        return self._state.snapshot()
+
+    def check_setting(self, key: str, value: Any) -> Any:
+        """Type-check settings changed through the control endpoint."""
+        if key == "readonly_token":
+            if not isinstance(value, str) or not value:
+                raise ValueError("readonly_token must be a non-empty string")
+            return value
+        if key in ("scopes", "readonly_scopes"):
+            if not isinstance(value, list | tuple) or not all(isinstance(scope, str) for scope in value):
+                raise ValueError(f"{key} must be a list of strings")
+            return tuple(value)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError("customer_limit must be null or a non-negative integer")
+        return value
+
+    # Test helpers.
+
+    def seed(
+        self, slug: str, name: str, external_customer_id: str | None = None, domain: str | None = None
+    ) -> dict[str, Any]:
+        """Store a customer directly (validated like a create, not journaled); returns the record."""
+        fields: dict[str, Any] = {"name": name, "slug": slug, "externalCustomerId": external_customer_id}
+        if domain is not None:
+            fields["domain"] = domain
+        errors = validate_create(fields)
+        if errors:
+            raise ValueError("; ".join(f"{error.location}: {error.message}" for error in errors))
+        with self.lock:
+            if self._state.get(slug) is not None:
+                raise ValueError(f"slug {slug!r} is already taken")
+            return self._state.create(fields, slug, self.service_account)
+
+    def render(self, record: dict[str, Any]) -> dict[str, Any]:
+        """A stored record as the API returns it (``domain`` left out when unset)."""
+        return {key: value for key, value in record.items() if not (key == "domain" and value is None)}
+
+    # Helpers.
+
+    def _problem(
+        self,
+        request: SandboxRequest,
+        status: int,
+        code: str,
+        detail: str,
+        errors: list[ErrorDetail] | None = None,
+    ) -> SandboxResponse:
+        return problem(
+            status, code, detail, instance=request.path, error_id=request.request_id, errors=errors
+        )
+
+    def _invalid(self, request: SandboxRequest, errors: list[ErrorDetail]) -> SandboxResponse:
+        return self._problem(request, 422, VALIDATION_FAILED, "validation failed", errors)
+
+    def _json_object(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
+        if not request.body.strip():
+            return self._problem(request, 400, MALFORMED, "A request body is required")
+        try:
+            body = request.json()
+        except InvalidJson as exc:
+            return self._problem(request, 400, MALFORMED, f"The request body is not valid JSON: {exc}")
+        if not isinstance(body, dict):
+            return self._invalid(request, [ErrorDetail("body", "expected object", body)])
+        return body
+
+    def _missing(self, request: SandboxRequest, slug: str) -> SandboxResponse:
+        return self._problem(request, 404, CUSTOMER_NOT_FOUND, f"customer {slug!r} not found")
+
+    def _free_slug(self, name: str) -> str:
+        base = slugify(name)
+        slug, suffix = base, 2
+        while self._state.get(slug) is not None:
+            tail = f"-{suffix}"
+            slug, suffix = base[: 100 - len(tail)].rstrip("-") + tail, suffix + 1
+        return slug
+
+    # Route handlers.
+
+    def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        limit = parse_limit(request.query_value("limit"))
+        if isinstance(limit, ErrorDetail):
+            return self._invalid(request, [limit])
+        cursor = request.query_value("cursor")
+        after = 0
+        if cursor:
+            decoded = decode_cursor(cursor)
+            if decoded is None:
+                return self._invalid(request, [ErrorDetail("query.cursor", "invalid cursor", cursor)])
+            after = decoded
+        records, last = self._state.page(after, limit)
+        return json_response(
+            200,
+            {
+                "items": [self.render(record) for record in records],
+                "hasMore": last is not None,
+                "nextCursor": encode_cursor(last) if last is not None else None,
+            },
+        )
+
+    def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        body = self._json_object(request)
+        if isinstance(body, SandboxResponse):
+            return body
+        errors = validate_create(body)
+        if errors:
+            return self._invalid(request, errors)
+        if self.customer_limit is not None and self._state.count() >= self.customer_limit:
+            detail = f"The organization reached its limit of {self.customer_limit} customers"
+            return self._problem(request, 409, LIMIT_REACHED, detail)
+        slug = body.get("slug")
+        if slug is None:
+            slug = self._free_slug(body["name"])
+        elif self._state.get(slug) is not None:
+            return self._problem(request, 409, SLUG_TAKEN, f"The slug {slug!r} is already taken")
+        record = self._state.create(body, slug, self.service_account)
+        response = json_response(201, self.render(record), stored=True)
+        response.headers["Location"] = f"/api/customers/{slug}"
+        return response
+
+    def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        record = self._state.get(params["slug"])
+        if record is None:
+            return self._missing(request, params["slug"])
+        return json_response(200, self.render(record))
+
+    def _replace(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        slug = params["slug"]
+        body = self._json_object(request)
+        if isinstance(body, SandboxResponse):
+            return body
+        errors = validate_replace(body)
+        if errors:
+            return self._invalid(request, errors)
+        record = self._state.get(slug)
+        if record is None:
+            return self._missing(request, slug)
+        immutable = [
+            ErrorDetail(
+                f"body.{key}", f"{key} cannot be changed: omit it or send the stored value", body[key]
+            )
+            for key in ("slug", "integrations")
+            if key in body and body[key] != record[key]
+        ]
+        if immutable:
+            return self._invalid(request, immutable)
+        self._state.replace(slug, body, self.service_account)
+        return SandboxResponse(204, stored=True)
+
+    def _delete(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        if not self._state.delete(params["slug"]):
+            return self._missing(request, params["slug"])
+        return SandboxResponse(204, stored=True)
