@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -36,14 +37,36 @@ def sandbox(crm_sandbox_session: Sandbox) -> Iterator[Sandbox]:
     crm_sandbox_session.reset()
 
 
+def use_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, connection: dict[str, object]) -> str:
+    """Make ``conn_id`` resolve to ``connection`` through an ``AIRFLOW_CONN_*`` env var."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
+    return conn_id
+
+
+def _sandbox_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, vendor: str) -> str:
+    conn = sandbox.airflow_connection(vendor) | {"extra": {"read_timeout": 2}}
+    return use_connection(monkeypatch, f"{vendor}_default", conn)
+
+
 @pytest.fixture
 def kustomer_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``kustomer_default`` pointing at the sandbox, as an ``AIRFLOW_CONN_*`` env var."""
-    import json
+    """``kustomer_default`` pointing at the sandbox (read timeout 2 s, so timeouts test fast)."""
+    return _sandbox_conn(sandbox, monkeypatch, "kustomer")
 
-    conn = sandbox.airflow_connection("kustomer") | {"extra": {"read_timeout": 2}}
-    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
-    return "kustomer_default"
+
+@pytest.fixture
+def kaiten_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
+    return _sandbox_conn(sandbox, monkeypatch, "kaiten")
+
+
+@pytest.fixture
+def microbase_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
+    return _sandbox_conn(sandbox, monkeypatch, "microbase")
+
+
+@pytest.fixture
+def hubspot_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
+    return _sandbox_conn(sandbox, monkeypatch, "hubspot")
 
 
 @pytest.fixture(scope="session")
