@@ -43,9 +43,16 @@ def updates(sandbox: Sandbox) -> list:
     return [e for e in sandbox.journal("microbase") if e.path == UPDATE_PATH]
 
 
-def test_update_sends_only_given_fields_and_parses_the_customer(hook: MicroBaseHook, sandbox: Sandbox) -> None:
+def test_update_sends_only_given_fields_and_parses_the_customer(
+    hook: MicroBaseHook, sandbox: Sandbox
+) -> None:
     customer = hook.update_customer("HkhhuXESl", last_name="Smith", status="INACTIVE", tags=[])
-    assert (customer.id, customer.last_name, customer.status, customer.tags) == ("HkhhuXESl", "Smith", "INACTIVE", [])
+    assert (customer.id, customer.last_name, customer.status, customer.tags) == (
+        "HkhhuXESl",
+        "Smith",
+        "INACTIVE",
+        [],
+    )
     assert stored(sandbox)["firstName"] == "John"
     assert stored(sandbox)["tags"] == [], "an empty list replaces the tags"
     [entry] = updates(sandbox)
@@ -129,7 +136,9 @@ def test_invalid_token_is_401_and_not_retried(sandbox: Sandbox, customer_id: str
     assert len(updates(sandbox)) == 1
 
 
-def test_500_with_object_error_is_retried_then_typed(hook: MicroBaseHook, sandbox: Sandbox, monkeypatch) -> None:
+def test_500_with_object_error_is_retried_then_typed(
+    hook: MicroBaseHook, sandbox: Sandbox, monkeypatch
+) -> None:
     sandbox.inject("microbase", ServerError(status=500, path_pattern="customer.update"))
     assert hook.update_customer("HkhhuXESl", first_name="Jo").first_name == "Jo"
     assert [e.status for e in updates(sandbox)] == [500, 200]
@@ -173,6 +182,7 @@ def test_client_credentials_token_is_cached_and_masked(oauth_conn: str, sandbox:
     [token_call] = [e for e in sandbox.journal("microbase") if e.path.endswith("/token")]
     assert token_call.method == "POST"
     assert token_call.body == "grant_type=client_credentials&scope=api"
+    assert token_call.response_body["access_token"] == "<redacted>"
     assert token_call.header("Content-Type") == "application/x-www-form-urlencoded"
     token = hook.token_source()
     assert redact(token) == "***"

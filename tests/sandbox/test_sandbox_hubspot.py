@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_crm.sandbox import RateLimit, Sandbox, ServerError, fault_from_dict, registry
+from airflow_provider_crm.sandbox import RateLimit, Sandbox, ServerError, fault_from_dict
 from airflow_provider_crm.sandbox.faults import HttpStatus
 from airflow_provider_crm.sandbox.hubspot import HubSpotApp
 from airflow_provider_crm.sandbox.hubspot_properties import PROPERTIES
@@ -59,7 +59,6 @@ class HubSpotClient:
 
 @pytest.fixture
 def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    monkeypatch.setitem(registry._EMULATORS, "hubspot", HubSpotApp)
     with Sandbox() as running:
         yield running
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError, registry
+from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
 from airflow_provider_crm.sandbox.kaiten import KaitenApp, decode_cursor, encode_cursor, has_scope
 
 from .conftest import TIMEOUT
@@ -33,7 +33,6 @@ class KaitenClient:
 
 @pytest.fixture
 def kaiten_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    monkeypatch.setitem(registry._EMULATORS, "kaiten", KaitenApp)
     with Sandbox() as sandbox:
         yield sandbox
 
@@ -476,6 +475,6 @@ def test_control_endpoints_see_the_emulator(kaiten_sandbox: Sandbox, app: Kaiten
     state = requests.get(f"{kaiten_sandbox.url}/_sandbox/state/kaiten", timeout=TIMEOUT).json()
     assert [customer["slug"] for customer in state["customers"]] == ["acme"]
     health = requests.get(f"{kaiten_sandbox.url}/_sandbox/health", timeout=TIMEOUT).json()
-    assert health["vendors"]["kaiten"]["emulated"] is True
+    assert health["vendors"]["kaiten"] == {"path": "/kaiten"}
     kaiten_sandbox.reset("kaiten")
     assert app.state.count() == 0

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError, registry
+from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
 from airflow_provider_crm.sandbox.microbase import MicroBaseApp
 from airflow_provider_crm.sandbox.microbase_validation import is_email, js_truthy
 
@@ -44,7 +44,6 @@ class MicroBaseClient:
 
 @pytest.fixture
 def microbase_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    monkeypatch.setitem(registry._EMULATORS, "microbase", MicroBaseApp)
     with Sandbox() as sandbox:
         yield sandbox
 

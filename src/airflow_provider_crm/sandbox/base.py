@@ -27,7 +27,6 @@ class VendorApp(ABC):
 
     name: str = ""
     default_token: str = ""
-    emulated: ClassVar[bool] = True
     settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, token: str | None = None) -> None:

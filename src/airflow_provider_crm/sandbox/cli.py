@@ -54,9 +54,8 @@ def describe(sandbox: Sandbox) -> str:
     width = max(len(vendor) for vendor in sandbox.vendors)
     url_width = max(len(sandbox.base_url(vendor)) for vendor in sandbox.vendors)
     for vendor in sandbox.vendors:
-        note = "" if type(sandbox.app(vendor)).emulated else "  (not emulated yet: answers 501)"
         url = sandbox.base_url(vendor)
-        lines.append(f"  {vendor:<{width}}  {url:<{url_width}}  token: {sandbox.token(vendor)}{note}")
+        lines.append(f"  {vendor:<{width}}  {url:<{url_width}}  token: {sandbox.token(vendor)}")
     connection = json.dumps(sandbox.airflow_connection("kustomer"))
     lines += [
         "",

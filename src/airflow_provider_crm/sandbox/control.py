@@ -98,10 +98,7 @@ class ControlApi:
         return body
 
     def _health(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
-        vendors = {
-            name: {"path": f"/{name}", "emulated": type(app).emulated}
-            for name, app in self._engine.apps.items()
-        }
+        vendors = {name: {"path": f"/{name}"} for name in self._engine.apps}
         return json_response(200, {"status": "ok", "vendors": vendors})
 
     def _journal(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:

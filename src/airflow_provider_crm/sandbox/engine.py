@@ -24,7 +24,7 @@ from airflow_provider_crm.sandbox.faults import (
     RateLimit,
     ServerError,
 )
-from airflow_provider_crm.sandbox.journal import Journal, JournalEntry, redact_headers
+from airflow_provider_crm.sandbox.journal import Journal, JournalEntry, redact_body, redact_headers
 from airflow_provider_crm.sandbox.messages import (
     SandboxRequest,
     SandboxResponse,
@@ -165,10 +165,10 @@ class Engine:
                 query=request.query,
                 headers=redact_headers(wire.headers),
                 authorized=authorized,
-                body=body_for_journal(wire.body),
+                body=redact_body(body_for_journal(wire.body)),
                 status=status,
                 stored=response.stored if response is not None else False,
                 fault=fault,
-                response_body=_journal_body(response) if response is not None else None,
+                response_body=redact_body(_journal_body(response)) if response is not None else None,
             )
         )

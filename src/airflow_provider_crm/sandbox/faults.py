@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 
@@ -59,6 +59,11 @@ class RateLimit(Fault):
     ``reset_header`` overrides that value, e.g. with an epoch timestamp) and, when
     ``send_retry_after_header`` is set, into ``Retry-After``. Fractions are sent as-is
     (``0.2``) so tests stay fast, even though HTTP only defines whole seconds.
+
+    Vendors that name the exhausted limit read ``policy`` (``None`` = the vendor's usual one;
+    HubSpot: ``"TEN_SECONDLY_ROLLING"`` or ``"DAILY"``) and report ``interval_ms`` as the window
+    length (``None`` = ``retry_after`` in milliseconds). Vendors that never send ``Retry-After``
+    on a 429 (HubSpot) send it only when ``force_retry_after_header`` is set.
     """
 
     kind: ClassVar[str] = "rate_limit"
@@ -66,11 +71,22 @@ class RateLimit(Fault):
     retry_after: float = 1.0
     send_retry_after_header: bool = True
     reset_header: float | None = None
+    policy: str | None = None
+    interval_ms: int | None = None
+    force_retry_after_header: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.retry_after < 0:
             raise ValueError("retry_after must not be negative")
+        if self.policy is not None and (not isinstance(self.policy, str) or not self.policy.strip()):
+            raise ValueError("policy must be a non-empty string")
+        if self.interval_ms is not None and (
+            isinstance(self.interval_ms, bool)
+            or not isinstance(self.interval_ms, int)
+            or self.interval_ms < 1
+        ):
+            raise ValueError("interval_ms must be a positive integer")
 
 
 @dataclass
@@ -89,6 +105,33 @@ class ServerError(Fault):
         super().__post_init__()
         if not 500 <= self.status <= 599:
             raise ValueError("status must be a 5xx code")
+
+
+@dataclass
+class HttpStatus(ServerError):
+    """Answer any 4xx or 5xx without processing the request, e.g. HubSpot's 423 Locked or 524.
+
+    ``body`` is sent as-is (``None`` = the vendor's usual error body for that status) and
+    ``headers`` are added to the answer. Being a :class:`ServerError`, it is answered through the
+    vendor's ``server_error`` hook, so it needs no special case in the server.
+    """
+
+    kind: ClassVar[str] = "http_status"
+
+    status: int = field()  # required: without field() the parent's default would be inherited
+    body: str | None = None
+    headers: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        Fault.__post_init__(self)
+        if isinstance(self.status, bool) or not isinstance(self.status, int) or not 400 <= self.status <= 599:
+            raise ValueError("status must be a 4xx or 5xx code")
+        if self.headers is not None:
+            if not isinstance(self.headers, dict) or not all(
+                isinstance(name, str) and isinstance(value, str) for name, value in self.headers.items()
+            ):
+                raise ValueError("headers must map strings to strings")
+            self.headers = dict(self.headers)
 
 
 @dataclass
@@ -123,7 +166,7 @@ class DropBeforeStore(Fault):
 
 
 FAULT_KINDS: dict[str, type[Fault]] = {
-    cls.kind: cls for cls in (RateLimit, ServerError, Latency, DropAfterStore, DropBeforeStore)
+    cls.kind: cls for cls in (RateLimit, ServerError, HttpStatus, Latency, DropAfterStore, DropBeforeStore)
 }
 
 

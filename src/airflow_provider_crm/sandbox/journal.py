@@ -1,7 +1,8 @@
 """The request journal: what actually arrived on the wire and what the sandbox answered.
 
 Tests assert on these entries instead of on mocks. Secrets never enter the journal: credential
-headers are replaced by ``"<redacted>"`` and only an ``authorized`` flag is kept.
+headers and OAuth body fields (client secrets, refresh and access tokens) are replaced by
+``"<redacted>"``, and only an ``authorized`` flag is kept.
 """
 
 from __future__ import annotations
@@ -11,12 +12,29 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from airflow_provider_crm.sandbox.messages import QueryDict
 
 REDACTED = "<redacted>"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "access_token", "id_token", "password", "code"})
+
+
+def redact_body(body: Any) -> Any:
+    """A body with credential fields (OAuth secrets, issued tokens) replaced, JSON or form-encoded."""
+    if isinstance(body, dict):
+        return {key: REDACTED if key in SECRET_FIELDS else redact_body(value) for key, value in body.items()}
+    if isinstance(body, list):
+        return [redact_body(item) for item in body]
+    if isinstance(body, str) and "=" in body and not body.lstrip().startswith(("<", "{", "[")):
+        pairs = parse_qsl(body, keep_blank_values=True)
+        if pairs and any(key in SECRET_FIELDS for key, _ in pairs):
+            return urlencode([(key, REDACTED if key in SECRET_FIELDS else value) for key, value in pairs])
+    return body
 
 
 def redact_headers(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

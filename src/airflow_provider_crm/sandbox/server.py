@@ -260,7 +260,7 @@ class Sandbox:
 
     @property
     def vendors(self) -> tuple[str, ...]:
-        """URL prefixes served, emulated or not."""
+        """URL prefixes served, one per vendor."""
         return tuple(self._engine.apps)
 
     def base_url(self, vendor: str) -> str:

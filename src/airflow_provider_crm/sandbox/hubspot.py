@@ -1,0 +1,500 @@
+"""HubSpot emulator: CRM v3 orders (list, read, create, PATCH, batch update/upsert) and OAuth refresh.
+
+Behaviour follows the orders v3 spec and HubSpot's docs where they say something. Assumptions
+where they do not: a batch whose inputs all fail still answers 207 (``status`` ``COMPLETE``,
+empty ``results``); every failing batch input gets its own ``StandardError`` (HubSpot may group
+not-found ids into one); without ``properties=`` a read returns every set property (HubSpot
+returns a default subset), a requested but unset property is ``null``; write answers echo
+cleared properties as ``""``; a wrong client secret is answered like a wrong client id
+(``BAD_CLIENT_ID``); an unsupported ``grant_type`` is ``BAD_GRANT_TYPE``. The list's
+``paging`` appears only when there is a next page, as in HubSpot's answers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl
+
+from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.faults import HttpStatus, RateLimit, ServerError
+from airflow_provider_crm.sandbox.hubspot_batch import run_batch
+from airflow_provider_crm.sandbox.hubspot_errors import (
+    DAILY,
+    EXPIRED_AUTHENTICATION,
+    GATEWAY_TITLES,
+    HTML_CONTENT_TYPE,
+    INVALID_AUTHENTICATION,
+    MISSING_SCOPES,
+    TEN_SECONDLY_ROLLING,
+    VALIDATION_ERROR,
+    error_response,
+    gateway_page,
+    rate_limit_body,
+)
+from airflow_provider_crm.sandbox.hubspot_limits import (
+    DAILY_HEADER,
+    DAILY_REMAINING_HEADER,
+    INTERVAL_HEADER,
+    MAX_HEADER,
+    OAUTH_APP,
+    PRIVATE_APP,
+    REMAINING_HEADER,
+    Budget,
+    HubSpotLimits,
+)
+from airflow_provider_crm.sandbox.hubspot_properties import PROPERTIES, PropertyDef, property_from_dict
+from airflow_provider_crm.sandbox.hubspot_render import cleared_names, render_order, requested_properties
+from airflow_provider_crm.sandbox.hubspot_state import HubSpotState
+from airflow_provider_crm.sandbox.hubspot_validation import BodyError, parse_batch, parse_object_input
+from airflow_provider_crm.sandbox.hubspot_writes import OrderWrites, WriteError
+from airflow_provider_crm.sandbox.ids import utc_now_iso
+from airflow_provider_crm.sandbox.messages import (
+    JSON_CONTENT_TYPE,
+    InvalidJson,
+    SandboxRequest,
+    SandboxResponse,
+    format_seconds,
+    json_response,
+)
+from airflow_provider_crm.sandbox.routing import Router
+
+SCOPE_READ = "crm.objects.orders.read"
+SCOPE_WRITE = "crm.objects.orders.write"
+DEFAULT_SCOPES = (SCOPE_READ, SCOPE_WRITE)
+
+ORDERS = "/crm/v3/objects/orders"
+DEFAULT_LIST_LIMIT = 10
+MAX_LIST_LIMIT = 100
+
+CORRELATION_HEADER = "x-hubspot-correlation-id"
+
+_CREDENTIALS_NOT_FOUND = (
+    "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
+    "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+)
+_MISSING_SCOPES = (
+    "This app hasn't been granted all required scopes to make this call. "
+    "Read more about required scopes here: https://developers.hubspot.com/scopes."
+)
+
+
+def _iso(epoch_seconds: float) -> str:
+    moment = datetime.fromtimestamp(epoch_seconds, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _elapsed(seconds: float) -> str:
+    """HubSpot's coarse wording: ``5 second(s)``, ``3 minute(s)``, ``2 hour(s)``, ``1 day(s)``."""
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)} {unit}(s)"
+    return f"{int(seconds)} second(s)"
+
+
+def _positive_int(key: str, value: Any, *, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{key} must be a positive integer{' or null' if optional else ''}")
+    return value
+
+
+class HubSpotApp(VendorApp):
+    """Emulates ``https://api.hubapi.com`` for CRM orders.
+
+    Credentials: the private-app token (``default_token``) or an OAuth access token from
+    ``POST /oauth/v1/token`` (``grant_type=refresh_token`` with ``client_id``,
+    ``client_secret`` and ``refresh_token`` equal to the settings); access tokens expire after
+    ``access_token_ttl_seconds``. Run-time settings (change them with :meth:`configure`;
+    :meth:`reset` restores them): ``scopes`` (the token's scopes; reads need
+    ``crm.objects.orders.read``, writes ``crm.objects.orders.write``, else 403),
+    ``burst_limit`` per ``interval_ms`` and ``daily_limit`` (``None`` = only reported in the
+    ``X-HubSpot-RateLimit-*`` headers; a number = enforced with 429s), the OAuth values above,
+    and ``extra_properties`` (property definitions added to :data:`PROPERTIES`; see
+    :meth:`add_property`).
+    """
+
+    name = "hubspot"
+    default_token = "pat-na1-sandbox-hubspot-token-0123456789"
+    settings: ClassVar[tuple[str, ...]] = (
+        "scopes",
+        "burst_limit",
+        "interval_ms",
+        "daily_limit",
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "access_token_ttl_seconds",
+        "extra_properties",
+    )
+
+    scopes: tuple[str, ...] = DEFAULT_SCOPES
+    burst_limit: int | None = None
+    interval_ms: int = 10_000
+    daily_limit: int | None = None
+    client_id: str = "sandbox-hubspot-client"
+    client_secret: str = "sandbox-hubspot-secret-0123456789"
+    refresh_token: str = "sandbox-hubspot-refresh-0123456789"
+    access_token_ttl_seconds: float = 1800.0
+    extra_properties: dict[str, dict[str, Any]]
+
+    def __init__(self, token: str | None = None) -> None:
+        self.extra_properties = {}
+        super().__init__(token)
+        self._state = HubSpotState(self.lock)
+        self._limits = HubSpotLimits()
+        self._writes = OrderWrites(self._state, self.catalogue)
+        self._router = Router()
+        add = self._router.add
+        add("POST", "/oauth/v1/token", self._issue_token)
+        add("GET", ORDERS, self._list, (SCOPE_READ,))
+        add("POST", ORDERS, self._create, (SCOPE_WRITE,))
+        add("POST", ORDERS + "/batch/update", self._batch_update, (SCOPE_WRITE,))
+        add("POST", ORDERS + "/batch/upsert", self._batch_upsert, (SCOPE_WRITE,))
+        add("GET", ORDERS + "/{order_id}", self._get, (SCOPE_READ,))
+        add("PATCH", ORDERS + "/{order_id}", self._update, (SCOPE_WRITE,))
+
+    @property
+    def state(self) -> HubSpotState:
+        """Stored orders and tokens (``orders``, ``get``, ``find_by_property``, ``tokens_issued``)."""
+        return self._state
+
+    # VendorApp contract.
+
+    def is_authorized(self, request: SandboxRequest) -> bool:
+        """The OAuth token endpoint is open; everything else needs a valid bearer token."""
+        if self._is_oauth(request):
+            return True
+        with self.lock:
+            return self._app_kind(request) is not None
+
+    def dispatch(self, request: SandboxRequest) -> SandboxResponse:
+        """Apply the rate limits, then route an authorized request."""
+        if self._is_oauth(request):
+            return self._route(request, check_scopes=False)
+        app_kind = self._app_kind(request)
+        if app_kind is None:  # the token expired since is_authorized
+            return self.unauthorized(request)
+        policy = self._limits.exceeded(app_kind, self._budget())
+        if policy is not None:
+            return self._too_many(request, policy, app_kind, self.interval_ms)
+        self._limits.hit(app_kind)
+        return self._route(request, check_scopes=True)
+
+    def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
+        """401: ``EXPIRED_AUTHENTICATION`` for an expired OAuth token, else ``INVALID_AUTHENTICATION``."""
+        credential = self._bearer(request)
+        expiry = self._state.token_expiry(credential) if credential else None
+        if expiry is not None:
+            ago = _elapsed(max(0.0, time.time() - expiry))
+            message = f"The OAuth token used to make this call expired {ago} ago."
+            context = {"expire time": [_iso(expiry)]}
+            return error_response(
+                401, request.request_id, message, category=EXPIRED_AUTHENTICATION, context=context
+            )
+        return error_response(
+            401, request.request_id, _CREDENTIALS_NOT_FOUND, category=INVALID_AUTHENTICATION
+        )
+
+    def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
+        """429 for ``fault.policy`` (default ``TEN_SECONDLY_ROLLING``); ``Retry-After`` only if forced.
+
+        ``reset_header`` has no HubSpot counterpart and is ignored.
+        """
+        interval_ms = fault.interval_ms if fault.interval_ms is not None else round(fault.retry_after * 1000)
+        with self.lock:
+            app_kind = self._app_kind(request) or PRIVATE_APP
+            response = self._too_many(request, fault.policy or TEN_SECONDLY_ROLLING, app_kind, interval_ms)
+        if fault.force_retry_after_header:
+            response.headers["Retry-After"] = format_seconds(fault.retry_after)
+        return response
+
+    def server_error(self, request: SandboxRequest, fault: ServerError) -> SandboxResponse:
+        """JSON ``Error`` for most statuses, a Cloudflare-like page for gateway ones, or ``fault.body``.
+
+        An :class:`HttpStatus` fault's headers are added (a ``Content-Type`` among them sets the
+        body's type).
+        """
+        headers = dict(fault.headers or {}) if isinstance(fault, HttpStatus) else {}
+        content_type = next(
+            (headers.pop(key) for key in list(headers) if key.lower() == "content-type"), None
+        )
+        if fault.body is not None:
+            looks_json = fault.body.lstrip().startswith(("{", "["))
+            default_type = JSON_CONTENT_TYPE if looks_json else HTML_CONTENT_TYPE
+            response = SandboxResponse(fault.status, fault.body, content_type=content_type or default_type)
+        elif fault.status in GATEWAY_TITLES:
+            html, ray_id = gateway_page(fault.status)
+            response = SandboxResponse(fault.status, html, content_type=HTML_CONTENT_TYPE)
+            response.headers["CF-RAY"] = f"{ray_id}-IAD"
+        else:
+            message = "internal error" if fault.status >= 500 else f"Injected {fault.status} answer"
+            response = error_response(fault.status, request.request_id, message)
+        response.headers.update(headers)
+        return response
+
+    def not_found(self, request: SandboxRequest) -> SandboxResponse:
+        """404 for a path or method no route serves."""
+        message = f"No API route matches {request.method} {request.path}"
+        return error_response(404, request.request_id, message)
+
+    def decorate(self, request: SandboxRequest, response: SandboxResponse) -> None:
+        """Add the correlation id and, for API calls with a valid token, the rate-limit headers."""
+        response.headers.setdefault(CORRELATION_HEADER, request.request_id)
+        if self._is_oauth(request):
+            return
+        app_kind = self._app_kind(request)
+        if app_kind is not None:
+            for key, value in self._limits.headers(app_kind, self._budget()).items():
+                response.headers.setdefault(key, value)
+
+    def reset_state(self) -> None:
+        """Forget orders, tokens and counted requests."""
+        self._state.clear()
+        self._limits.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Stored orders and the number of issued tokens."""
+        return self._state.snapshot()
+
+    def check_setting(self, key: str, value: Any) -> Any:
+        """Type-check settings changed through the control endpoint."""
+        if key == "scopes":
+            if not isinstance(value, list | tuple) or not all(isinstance(scope, str) for scope in value):
+                raise ValueError("scopes must be a list of strings")
+            return tuple(value)
+        if key in ("burst_limit", "daily_limit"):
+            return _positive_int(key, value, optional=True)
+        if key == "interval_ms":
+            return _positive_int(key, value)
+        if key in ("client_id", "client_secret", "refresh_token"):
+            if not isinstance(value, str) or not value:
+                raise ValueError(f"{key} must be a non-empty string")
+            return value
+        if key == "access_token_ttl_seconds":
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError("access_token_ttl_seconds must be a positive number")
+            return float(value)
+        if key == "extra_properties":
+            if not isinstance(value, dict):
+                raise ValueError("extra_properties must map property names to definitions")
+            return {name: property_from_dict(name, data).to_dict() for name, data in value.items()}
+        return value
+
+    # Test helpers.
+
+    def catalogue(self) -> dict[str, PropertyDef]:
+        """The order properties in force: :data:`PROPERTIES` plus ``extra_properties``."""
+        extra = {name: property_from_dict(name, data) for name, data in self.extra_properties.items()}
+        return {**PROPERTIES, **extra}
+
+    def add_property(
+        self,
+        name: str,
+        type: str,
+        *,
+        options: Sequence[str] = (),
+        multiple: bool = False,
+        unique: bool = False,
+        read_only: bool = False,
+    ) -> PropertyDef:
+        """Define (or redefine) an order property until the next :meth:`reset`."""
+        definition = PropertyDef(name, type, tuple(options), multiple, unique, read_only)
+        with self.lock:
+            self.configure({"extra_properties": {**self.extra_properties, name: definition.to_dict()}})
+        return definition
+
+    def seed(self, properties: dict[str, str]) -> str:
+        """Store an order directly (validated like a create, not journaled); returns its id."""
+        if not all(isinstance(value, str) for value in properties.values()):
+            raise ValueError("HubSpot property values must be strings")
+        with self.lock:
+            outcome = self._writes.create(properties)
+        if isinstance(outcome, WriteError):
+            raise ValueError(outcome.message)
+        return str(outcome["id"])
+
+    # Helpers.
+
+    @staticmethod
+    def _is_oauth(request: SandboxRequest) -> bool:
+        return request.segments[:1] == ("oauth",)
+
+    @staticmethod
+    def _bearer(request: SandboxRequest) -> str | None:
+        scheme, _, credential = (request.header("Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            return None
+        return credential.strip()
+
+    def _app_kind(self, request: SandboxRequest) -> str | None:
+        credential = self._bearer(request)
+        if credential is None:
+            return None
+        if credential == self.token:
+            return PRIVATE_APP
+        return OAUTH_APP if self._state.token_active(credential) else None
+
+    def _budget(self) -> Budget:
+        return Budget(self.burst_limit, self.interval_ms, self.daily_limit)
+
+    def _route(self, request: SandboxRequest, *, check_scopes: bool) -> SandboxResponse:
+        found = self._router.match(request.method, request.segments)
+        if found is None:
+            return self.not_found(request)
+        route, params = found
+        if check_scopes and route.roles and not set(route.roles) & set(self.scopes):
+            return error_response(
+                403,
+                request.request_id,
+                _MISSING_SCOPES,
+                category=MISSING_SCOPES,
+                context={"missingScopes": list(route.roles)},
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": list(route.roles)},
+                    }
+                ],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            )
+        return route.handler(request, params)
+
+    def _too_many(
+        self, request: SandboxRequest, policy: str, app_kind: str, interval_ms: int
+    ) -> SandboxResponse:
+        response = json_response(429, rate_limit_body(request.request_id, policy))
+        budget = self._budget()
+        if policy == DAILY:
+            response.headers[DAILY_HEADER] = str(budget.daily_max())
+            response.headers[DAILY_REMAINING_HEADER] = "0"
+        else:
+            response.headers[MAX_HEADER] = str(budget.burst_max(app_kind))
+            response.headers[REMAINING_HEADER] = "0"
+            response.headers[INTERVAL_HEADER] = str(interval_ms)
+        return response
+
+    def _json(self, request: SandboxRequest) -> Any:
+        try:
+            return request.json()
+        except InvalidJson as exc:
+            raise BodyError(f"Invalid input JSON: {exc}") from exc
+
+    def _body_error(self, request: SandboxRequest, error: BodyError) -> SandboxResponse:
+        return error_response(
+            400,
+            request.request_id,
+            error.message,
+            category=VALIDATION_ERROR,
+            context=error.context,
+            errors=error.details(),
+        )
+
+    def _write_error(self, request: SandboxRequest, error: WriteError) -> SandboxResponse:
+        return error_response(
+            error.status,
+            request.request_id,
+            error.message,
+            category=error.category,
+            context=error.context or None,
+            errors=error.errors or None,
+        )
+
+    # Route handlers.
+
+    def _issue_token(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        form = dict(parse_qsl(request.body.decode("utf-8", errors="replace"), keep_blank_values=True))
+        problem: tuple[str, str] | None = None
+        if form.get("grant_type") != "refresh_token":
+            problem = ("BAD_GRANT_TYPE", "unsupported grant_type; the sandbox only refreshes tokens")
+        elif form.get("client_id") != self.client_id:
+            problem = ("BAD_CLIENT_ID", "missing or invalid client id")
+        elif form.get("client_secret") != self.client_secret:
+            problem = ("BAD_CLIENT_ID", "missing or invalid client secret")
+        elif form.get("refresh_token") != self.refresh_token:
+            problem = ("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
+        if problem is not None:
+            body = {"status": problem[0], "message": problem[1], "correlationId": request.request_id}
+            return json_response(400, body)
+        ttl = self.access_token_ttl_seconds
+        return json_response(
+            200,
+            {
+                "token_type": "bearer",
+                "refresh_token": self.refresh_token,
+                "access_token": self._state.issue_token(ttl),
+                "expires_in": int(ttl) if float(ttl).is_integer() else ttl,
+            },
+            stored=True,
+        )
+
+    def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        limit_text = request.query_value("limit")
+        after_text = request.query_value("after")
+        try:
+            limit = int(limit_text) if limit_text is not None else DEFAULT_LIST_LIMIT
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            message = f"limit must be an integer between 1 and {MAX_LIST_LIMIT}; got {limit_text!r}"
+            return error_response(400, request.request_id, message, context={"limit": [str(limit_text)]})
+        if after_text is not None and not after_text.isdigit():
+            message = f"after must be a paging cursor returned by a previous page; got {after_text!r}"
+            return error_response(400, request.request_id, message, context={"after": [after_text]})
+        records = self._state.orders()
+        if after_text is not None:
+            records = [record for record in records if int(record["id"]) >= int(after_text)]
+        requested = requested_properties(request)
+        body: dict[str, Any] = {
+            "results": [render_order(record, requested=requested) for record in records[:limit]]
+        }
+        if len(records) > limit:
+            after = records[limit]["id"]
+            body["paging"] = {"next": {"after": after, "link": f"{ORDERS}?limit={limit}&after={after}"}}
+        return json_response(200, body)
+
+    def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        resolved = self._writes.resolve(params["order_id"], request.query_value("idProperty"))
+        if isinstance(resolved, WriteError):
+            return self._write_error(request, resolved)
+        record = self._state.get(resolved)
+        assert record is not None  # resolved above, under the same lock
+        return json_response(200, render_order(record, requested=requested_properties(request)))
+
+    def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        try:
+            properties = parse_object_input(self._json(request), create=True)
+        except BodyError as exc:
+            return self._body_error(request, exc)
+        outcome = self._writes.create(properties)
+        if isinstance(outcome, WriteError):
+            return self._write_error(request, outcome)
+        return json_response(201, render_order(outcome), stored=True)
+
+    def _update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        try:
+            properties = parse_object_input(self._json(request))
+        except BodyError as exc:
+            return self._body_error(request, exc)
+        outcome = self._writes.update(params["order_id"], request.query_value("idProperty"), properties)
+        if isinstance(outcome, WriteError):
+            return self._write_error(request, outcome)
+        return json_response(200, render_order(outcome, cleared=cleared_names(properties)), stored=True)
+
+    def _batch_update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return self._batch(request, upsert=False)
+
+    def _batch_upsert(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return self._batch(request, upsert=True)
+
+    def _batch(self, request: SandboxRequest, *, upsert: bool) -> SandboxResponse:
+        started = utc_now_iso()
+        try:
+            inputs = parse_batch(self._json(request), upsert=upsert)
+        except BodyError as exc:
+            return self._body_error(request, exc)
+        status, body = run_batch(self._writes, inputs, upsert=upsert, started=started)
+        return json_response(status, body, stored=bool(body["results"]))

@@ -1,0 +1,145 @@
+"""Stored HubSpot orders and issued OAuth access tokens, with the lookups tests need.
+
+An order is a plain dict shaped like ``SimplePublicObject`` (``id``, ``properties``,
+``createdAt``, ``updatedAt``, ``archived``); ``properties`` holds only set values, plus the
+read-only ``hs_object_id``, ``hs_createdate`` and ``hs_lastmodifieddate``. Ids are numeric
+strings handed out in increasing order. Every read returns a deep copy.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from airflow_provider_crm.sandbox.hubspot_properties import CREATE_DATE, LAST_MODIFIED, OBJECT_ID
+from airflow_provider_crm.sandbox.ids import utc_now_iso
+
+FIRST_ORDER_ID = 1_000_001
+
+
+class HubSpotState:
+    """Orders by id, and OAuth access tokens with their expiry (wall-clock seconds)."""
+
+    def __init__(self, lock: threading.RLock, clock: Callable[[], float] = time.time) -> None:
+        self._lock = lock
+        self._clock = clock
+        self._orders: dict[str, dict[str, Any]] = {}
+        self._next_id = FIRST_ORDER_ID
+        self._tokens: dict[str, float] = {}
+        self._tokens_issued = 0
+
+    # Inspection helpers (public).
+
+    def orders(self) -> list[dict[str, Any]]:
+        """All stored orders, oldest first."""
+        with self._lock:
+            return copy.deepcopy(list(self._orders.values()))
+
+    def get(self, order_id: str) -> dict[str, Any] | None:
+        """One order by internal id, or ``None``."""
+        with self._lock:
+            record = self._orders.get(order_id)
+            return copy.deepcopy(record) if record is not None else None
+
+    def find_by_property(self, name: str, value: str) -> dict[str, Any] | None:
+        """The first order whose property ``name`` equals ``value``, or ``None``."""
+        with self._lock:
+            owner = self.owner_of(name, value)
+            return self.get(owner) if owner is not None else None
+
+    def count(self) -> int:
+        """Number of stored orders."""
+        with self._lock:
+            return len(self._orders)
+
+    @property
+    def tokens_issued(self) -> int:
+        """How many OAuth access tokens ``/oauth/v1/token`` has handed out."""
+        with self._lock:
+            return self._tokens_issued
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready dump: orders and the number of issued tokens (never the tokens)."""
+        with self._lock:
+            return {"orders": self.orders(), "tokens_issued": self._tokens_issued}
+
+    # Mutations (used by the emulator; values are already validated).
+
+    def owner_of(self, name: str, value: str) -> str | None:
+        """Id of the first order holding ``value`` in property ``name``."""
+        with self._lock:
+            if name == OBJECT_ID:
+                return value if value in self._orders else None
+            return next(
+                (
+                    order_id
+                    for order_id, record in self._orders.items()
+                    if record["properties"].get(name) == value
+                ),
+                None,
+            )
+
+    def create(self, properties: Mapping[str, str]) -> dict[str, Any]:
+        """Store a new order (``""`` values are left unset) and return it."""
+        now = utc_now_iso()
+        with self._lock:
+            order_id = str(self._next_id)
+            self._next_id += 1
+            values = {name: value for name, value in properties.items() if value != ""}
+            values.update({OBJECT_ID: order_id, CREATE_DATE: now, LAST_MODIFIED: now})
+            record = {
+                "id": order_id,
+                "properties": values,
+                "createdAt": now,
+                "updatedAt": now,
+                "archived": False,
+            }
+            self._orders[order_id] = record
+            return copy.deepcopy(record)
+
+    def update(self, order_id: str, properties: Mapping[str, str]) -> dict[str, Any] | None:
+        """Overwrite the given properties (``""`` clears one); ``None`` if the order is unknown."""
+        now = utc_now_iso()
+        with self._lock:
+            record = self._orders.get(order_id)
+            if record is None:
+                return None
+            for name, value in properties.items():
+                if value == "":
+                    record["properties"].pop(name, None)
+                else:
+                    record["properties"][name] = value
+            record["properties"][LAST_MODIFIED] = now
+            record["updatedAt"] = now
+            return copy.deepcopy(record)
+
+    def issue_token(self, ttl_seconds: float) -> str:
+        """A new access token valid for ``ttl_seconds``."""
+        with self._lock:
+            token = f"sandbox-hubspot-oauth-{secrets.token_hex(20)}"
+            self._tokens[token] = self._clock() + ttl_seconds
+            self._tokens_issued += 1
+            return token
+
+    def token_expiry(self, token: str) -> float | None:
+        """When an issued token expires (epoch seconds), or ``None`` if it was never issued."""
+        with self._lock:
+            return self._tokens.get(token)
+
+    def token_active(self, token: str) -> bool:
+        """Whether a token was issued here and has not expired yet."""
+        with self._lock:
+            expiry = self._tokens.get(token)
+            return expiry is not None and self._clock() < expiry
+
+    def clear(self) -> None:
+        """Forget orders and tokens and restart ids."""
+        with self._lock:
+            self._orders.clear()
+            self._next_id = FIRST_ORDER_ID
+            self._tokens.clear()
+            self._tokens_issued = 0
