@@ -195,7 +195,10 @@ class HubSpotHook(CrmHook):
         if not body["properties"]:
             raise CrmValidationError(f"{record}: no properties to update", field="properties", record=record)
         params = {"idProperty": _checked_id_property(id_property, record)} if id_property else None
-        response = self.transport.request("PATCH", self._object_path(order_id), json=body, params=params)
+        # HubSpot's PATCH is a partial overwrite: repeating it sets the same values.
+        response = self.transport.request(
+            "PATCH", self._object_path(order_id), json=body, params=params, idempotent=True
+        )
         return self._object(response)
 
     def get_order(

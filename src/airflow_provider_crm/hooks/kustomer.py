@@ -7,7 +7,13 @@ from typing import Any
 
 import requests
 
-from airflow_provider_crm.errors import CrmApiError, CrmConfigurationError, CrmConflictError, CrmNotFoundError
+from airflow_provider_crm.errors import (
+    CrmApiError,
+    CrmConfigurationError,
+    CrmConflictError,
+    CrmNotFoundError,
+    CrmOutcomeUnknownError,
+)
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.validation import validate_model
@@ -152,6 +158,13 @@ class KustomerHook(CrmHook):
         reconcile = (lambda: self._lookup(klass_name, external_id)) if external_id else None
         try:
             response = self.transport.request("POST", path, json=body, reconcile=reconcile)
+        except CrmOutcomeUnknownError as exc:
+            raise CrmOutcomeUnknownError(
+                f"{record}: {exc} Give the record an external_id so that a retry can look it up "
+                "instead of risking a duplicate.",
+                vendor=self.vendor,
+                cause=exc.cause,
+            ) from exc
         except CrmConflictError:
             if not external_id or (existing := self._lookup(klass_name, external_id)) is None:
                 raise

@@ -198,8 +198,7 @@ class HttpTransport:
             if unsafe and reconcile is None:
                 raise CrmOutcomeUnknownError(
                     f"{method} {path} failed after it was sent ({failure}); the record may or may not "
-                    "exist, so it was not sent again. Check the vendor before retrying, or give the "
-                    "record an external id so that retries can check for it.",
+                    "exist, so it was not sent again. Check the vendor before retrying.",
                     vendor=self.rules.vendor,
                     cause=failure,
                 ) from failure
