@@ -13,7 +13,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DAG_ID = "crm_example_chain"
-VENDORS = ("kustomer",)
 
 
 def prepare_airflow_home() -> None:
@@ -30,9 +29,11 @@ def prepare_airflow_home() -> None:
 def main() -> int:
     prepare_airflow_home()
     from airflow_provider_crm.sandbox import Sandbox
+    from airflow_provider_crm.sandbox.example_data import seed_example
 
     with Sandbox() as sandbox:
-        for vendor in VENDORS:
+        seed_example(sandbox)
+        for vendor in sandbox.vendors:
             connection = json.dumps(sandbox.airflow_connection(vendor))
             os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = connection
 
@@ -48,8 +49,16 @@ def main() -> int:
         print(f"\nDAG run {run.run_id}: {run.state}")
         for task_id, value in sorted(ids.items()):
             print(f"  {task_id:<14} -> {value}")
+        print("\nWhat the sandbox now holds:")
         for kobject in sandbox.state("kustomer").kobjects("ecomm-order"):
-            print(f"  sandbox holds KObject {kobject['id']}: {json.dumps(kobject['custom'], sort_keys=True)}")
+            print(f"  Kustomer KObject {kobject['id']}: {json.dumps(kobject['custom'], sort_keys=True)}")
+        for customer in sandbox.state("kaiten").customers():
+            print(f"  Kaiten customer {customer['slug']}: externalCustomerId={customer['externalCustomerId']}")
+        for customer in sandbox.state("microbase").customers():
+            print(f"  MicroBase customer {customer['id']}: tags={customer['tags']}")
+        for order in sandbox.state("hubspot").orders():
+            linked = order["properties"].get("kustomer_kobject_id")
+            print(f"  HubSpot order {order['id']}: kustomer_kobject_id={linked}")
         return 0 if run.state == DagRunState.SUCCESS else 1
 
 

@@ -23,8 +23,7 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Write records into Kustomer, Kaiten, MicroBase and HubSpot from Airflow pipelines.",
         "versions": [__version__],
         "integrations": [
-            {"integration-name": name, "external-doc-url": url, "tags": ["service"]}
-            for name, url, _ in _INTEGRATIONS
+            {"integration-name": name, "external-doc-url": url, "tags": ["service"]} for name, url, _ in _INTEGRATIONS
         ],
         "hooks": [
             {"integration-name": name, "python-modules": [f"airflow_provider_crm.hooks.{module}"]}

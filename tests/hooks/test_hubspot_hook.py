@@ -43,9 +43,9 @@ def assert_sent_bodies_match_spec(sandbox: Sandbox) -> int:
             key = ("PATCH", ORDERS + "/{orderId}")
         else:
             continue
-        assert SPEC["paths"][key[1]][key[0].lower()]["requestBody"]["content"]["application/json"][
-            "schema"
-        ] == {"$ref": f"#/components/schemas/{REQUEST_SCHEMAS[key]}"}
+        assert SPEC["paths"][key[1]][key[0].lower()]["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": f"#/components/schemas/{REQUEST_SCHEMAS[key]}"
+        }
         jsonschema.validate(entry.body, spec_schema(REQUEST_SCHEMAS[key]))
         checked += 1
     return checked
@@ -71,9 +71,7 @@ def stored(sandbox: Sandbox, order_id: str) -> dict:
     return sandbox.state("hubspot").get(order_id)["properties"]
 
 
-def test_patch_serialises_every_kind_and_matches_the_spec(
-    hook: HubSpotHook, sandbox: Sandbox, order_id: str
-) -> None:
+def test_patch_serialises_every_kind_and_matches_the_spec(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
     order = hook.update_order(
         order_id,
         {
@@ -96,9 +94,7 @@ def test_patch_serialises_every_kind_and_matches_the_spec(
     assert assert_sent_bodies_match_spec(sandbox) == 1
 
 
-def test_clear_nulls_sends_empty_strings_which_clear(
-    hook: HubSpotHook, sandbox: Sandbox, order_id: str
-) -> None:
+def test_clear_nulls_sends_empty_strings_which_clear(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
     hook.update_order(order_id, {"hs_fulfillment_status": None}, clear_nulls=True)
     assert stored(sandbox, order_id).get("hs_fulfillment_status") in ("", None)
     assert sandbox.writes("hubspot")[0].body == {"properties": {"hs_fulfillment_status": ""}}
@@ -107,16 +103,11 @@ def test_clear_nulls_sends_empty_strings_which_clear(
 def test_id_property_addresses_by_unique_value_and_returns_internal_id(
     hook: HubSpotHook, sandbox: Sandbox, order_id: str
 ) -> None:
-    order = hook.update_order(
-        "order-1042", {"kustomer_kobject_id": "abc"}, id_property="hs_external_order_id"
-    )
+    order = hook.update_order("order-1042", {"kustomer_kobject_id": "abc"}, id_property="hs_external_order_id")
     assert order.id == order_id
     [entry] = sandbox.writes("hubspot")
     assert entry.path == f"{ORDERS}/order-1042" and entry.query == {"idProperty": "hs_external_order_id"}
-    assert (
-        hook.get_order(order_id, properties=["kustomer_kobject_id"]).properties["kustomer_kobject_id"]
-        == "abc"
-    )
+    assert hook.get_order(order_id, properties=["kustomer_kobject_id"]).properties["kustomer_kobject_id"] == "abc"
 
 
 def test_bad_values_are_refused_before_sending(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
@@ -140,9 +131,7 @@ def test_vendor_validation_errors_are_parsed(hook: HubSpotHook, sandbox: Sandbox
     assert len(sandbox.writes("hubspot")) == 1
 
 
-def test_ten_secondly_429_waits_for_the_window_then_retries(
-    hook: HubSpotHook, sandbox: Sandbox, order_id: str
-) -> None:
+def test_ten_secondly_429_waits_for_the_window_then_retries(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
     sandbox.inject("hubspot", RateLimit(policy="TEN_SECONDLY_ROLLING", interval_ms=400, method="PATCH"))
     started = time.monotonic()
     hook.update_order(order_id, {"hs_order_name": "x"})
@@ -164,9 +153,7 @@ def test_daily_429_fails_at_once(hook: HubSpotHook, sandbox: Sandbox, order_id: 
 def test_gateway_errors_and_dropped_connections_are_retried(
     hook: HubSpotHook, sandbox: Sandbox, order_id: str, status: int
 ) -> None:
-    fault = (
-        ServerError(status=status, method="PATCH") if status < 524 else HttpStatus(status=524, method="PATCH")
-    )
+    fault = ServerError(status=status, method="PATCH") if status < 524 else HttpStatus(status=524, method="PATCH")
     sandbox.inject("hubspot", fault)
     sandbox.inject("hubspot", DropAfterStore(method="PATCH"))
     hook.update_order(order_id, {"hs_order_name": "retried"})
@@ -236,9 +223,7 @@ def test_batches_are_chunked_by_100_and_upsert_creates(hook: HubSpotHook, sandbo
     assert assert_sent_bodies_match_spec(sandbox) == 4
 
 
-def test_batch_input_problems_are_refused_before_any_chunk_is_sent(
-    hook: HubSpotHook, sandbox: Sandbox
-) -> None:
+def test_batch_input_problems_are_refused_before_any_chunk_is_sent(hook: HubSpotHook, sandbox: Sandbox) -> None:
     inputs = [{"id": str(i), "properties": {"hs_order_name": "x"}} for i in range(150)]
     inputs[120]["properties"] = {"hs_order_name": object()}
     with pytest.raises(CrmValidationError, match="#120"):
@@ -287,9 +272,7 @@ def test_oauth_refresh_is_cached_renewed_from_expires_in_and_masked(
     assert "grant_type=refresh_token" in refresh.body
 
 
-def test_low_burst_budget_slows_down_instead_of_hitting_429(
-    hook: HubSpotHook, sandbox: Sandbox, order_id: str
-) -> None:
+def test_low_burst_budget_slows_down_instead_of_hitting_429(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
     sandbox.app("hubspot").configure({"burst_limit": 5, "interval_ms": 1000})
     started = time.monotonic()
     for i in range(12):

@@ -140,16 +140,12 @@ def test_server_side_validation_and_malformed_body(hook: KaitenHook, sandbox: Sa
 
 
 def test_wrong_and_readonly_tokens(hook: KaitenHook, sandbox: Sandbox, monkeypatch) -> None:
-    use_connection(
-        monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": "ksh_wrong_000"}
-    )
+    use_connection(monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": "ksh_wrong_000"})
     with pytest.raises(CrmAuthenticationError) as caught:
         KaitenHook().get_customer("acme-corp")
     assert caught.value.code == "Auth.InvalidToken"
     readonly = sandbox.app("kaiten").readonly_token
-    use_connection(
-        monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": readonly}
-    )
+    use_connection(monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": readonly})
     with pytest.raises(CrmPermissionError) as caught:
         KaitenHook().update_customer("acme-corp", name="x")
     assert caught.value.status == 403 and caught.value.code == "Auth.InsufficientScope"
@@ -160,9 +156,7 @@ def test_wrong_and_readonly_tokens(hook: KaitenHook, sandbox: Sandbox, monkeypat
 def test_platform_and_webhook_credentials_are_refused_before_sending(
     sandbox: Sandbox, monkeypatch, credential: str
 ) -> None:
-    use_connection(
-        monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": credential}
-    )
+    use_connection(monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": credential})
     with pytest.raises(CrmConfigurationError) as caught:
         KaitenHook().get_customer("acme-corp")
     assert credential.split("_")[0] + "_" in str(caught.value)

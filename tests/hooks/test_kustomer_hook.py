@@ -80,9 +80,7 @@ def test_one_session_is_reused(hook: KustomerHook, sandbox: Sandbox) -> None:
     assert len(stored(sandbox)) == 2
 
 
-def test_dropped_after_commit_with_external_id_leaves_exactly_one_record(
-    hook: KustomerHook, sandbox: Sandbox
-) -> None:
+def test_dropped_after_commit_with_external_id_leaves_exactly_one_record(hook: KustomerHook, sandbox: Sandbox) -> None:
     sandbox.inject("kustomer", DropAfterStore(method="POST"))
     created = hook.create_kobject(KLASS, title="t", external_id="ext-1")
     assert [o["id"] for o in stored(sandbox)] == [created.id]

@@ -43,9 +43,7 @@ def updates(sandbox: Sandbox) -> list:
     return [e for e in sandbox.journal("microbase") if e.path == UPDATE_PATH]
 
 
-def test_update_sends_only_given_fields_and_parses_the_customer(
-    hook: MicroBaseHook, sandbox: Sandbox
-) -> None:
+def test_update_sends_only_given_fields_and_parses_the_customer(hook: MicroBaseHook, sandbox: Sandbox) -> None:
     customer = hook.update_customer("HkhhuXESl", last_name="Smith", status="INACTIVE", tags=[])
     assert (customer.id, customer.last_name, customer.status, customer.tags) == (
         "HkhhuXESl",
@@ -136,9 +134,7 @@ def test_invalid_token_is_401_and_not_retried(sandbox: Sandbox, customer_id: str
     assert len(updates(sandbox)) == 1
 
 
-def test_500_with_object_error_is_retried_then_typed(
-    hook: MicroBaseHook, sandbox: Sandbox, monkeypatch
-) -> None:
+def test_500_with_object_error_is_retried_then_typed(hook: MicroBaseHook, sandbox: Sandbox, monkeypatch) -> None:
     sandbox.inject("microbase", ServerError(status=500, path_pattern="customer.update"))
     assert hook.update_customer("HkhhuXESl", first_name="Jo").first_name == "Jo"
     assert [e.status for e in updates(sandbox)] == [500, 200]

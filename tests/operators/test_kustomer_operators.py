@@ -51,9 +51,7 @@ def test_create_then_update_through_xcom(run_dag, kustomer_conn: str, sandbox: S
     assert update[0].body == {"custom": {"statusStr": "shipped"}}
 
 
-def test_bad_custom_attribute_fails_the_task_and_sends_nothing(
-    run_dag, kustomer_conn: str, sandbox: Sandbox
-) -> None:
+def test_bad_custom_attribute_fails_the_task_and_sends_nothing(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
     source = CHAIN.replace('"totalNum": 12', '"totalNum": "twelve"')
     run = run_dag(source)
     assert task_states(run) == {"create": "failed", "update": "upstream_failed"}
@@ -92,9 +90,7 @@ def test_token_never_reaches_logs_xcom_or_rendered_fields(
 
     token = sandbox.token("kustomer")
     # A DAG author templating the secret into a payload: rendered fields must still mask it.
-    source = CHAIN.replace(
-        '"totalNum": 12', '"totalNum": 12, "noteStr": "{{ conn.kustomer_default.password }}"'
-    )
+    source = CHAIN.replace('"totalNum": 12', '"totalNum": 12, "noteStr": "{{ conn.kustomer_default.password }}"')
     run_ok = run_dag(source)
     run_bad = run_dag(source.replace('"totalNum": 12,', '"totalNum": "bad",'))
     assert task_states(run_ok)["update"] == "success"

@@ -22,9 +22,7 @@ from .conftest import KustomerClient
 CREATE = "/v1/klasses/orders"
 
 
-def test_rate_limit_answers_429_with_headers_and_does_not_store(
-    crm_sandbox: Sandbox, kustomer: KustomerClient
-) -> None:
+def test_rate_limit_answers_429_with_headers_and_does_not_store(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
     crm_sandbox.inject("kustomer", RateLimit(retry_after=2, count=2))
     for _ in range(2):
         response = kustomer.post(CREATE, json={"title": "x"})
@@ -81,9 +79,7 @@ def test_latency_delays_then_processes(crm_sandbox: Sandbox, kustomer: KustomerC
         kustomer.get("/v1/auth/tokens/current", timeout=0.1)
 
 
-def test_drop_after_store_keeps_the_write_but_sends_nothing(
-    crm_sandbox: Sandbox, kustomer: KustomerClient
-) -> None:
+def test_drop_after_store_keeps_the_write_but_sends_nothing(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
     crm_sandbox.inject("kustomer", DropAfterStore())
     with pytest.raises(requests.ConnectionError):
         kustomer.post(CREATE, json={"title": "x", "externalId": "ext-1"})

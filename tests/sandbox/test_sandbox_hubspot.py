@@ -124,9 +124,7 @@ def test_create_then_get_list_and_state(app: HubSpotApp, hubspot: HubSpotClient)
     assert fetched.status_code == 200
     assert fetched.json() == body
 
-    chosen = hubspot.get(
-        f"{ORDERS}/{body['id']}", params={"properties": "hs_order_name,hs_fulfillment_status"}
-    )
+    chosen = hubspot.get(f"{ORDERS}/{body['id']}", params={"properties": "hs_order_name,hs_fulfillment_status"})
     assert chosen.json()["properties"] == {
         "hs_order_name": "Order 1001",
         "hs_fulfillment_status": None,
@@ -146,9 +144,7 @@ def test_create_then_get_list_and_state(app: HubSpotApp, hubspot: HubSpotClient)
 def test_seeded_ids_increment_and_list_pages(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     ids = [app.seed({"hs_order_name": f"Order {n}"}) for n in range(3)]
     assert [int(order_id) for order_id in ids] == list(range(int(ids[0]), int(ids[0]) + 3))
-    assert hubspot.get(ORDERS).json() == {
-        "results": hubspot.get(ORDERS, params={"limit": 10}).json()["results"]
-    }
+    assert hubspot.get(ORDERS).json() == {"results": hubspot.get(ORDERS, params={"limit": 10}).json()["results"]}
 
     first = hubspot.get(ORDERS, params={"limit": 2}).json()
     assert [order["id"] for order in first["results"]] == ids[:2]
@@ -181,17 +177,12 @@ def test_patch_is_partial_and_empty_string_clears(app: HubSpotApp, hubspot: HubS
     assert after["properties"]["hs_total_price"] == "19.50"
     assert after["createdAt"] == before["createdAt"]
     assert after["updatedAt"] == body["updatedAt"] >= before["updatedAt"]
-    assert (
-        hubspot.get(f"{ORDERS}/{order_id}", params={"properties": "hs_tags"}).json()["properties"]["hs_tags"]
-        is None
-    )
+    assert hubspot.get(f"{ORDERS}/{order_id}", params={"properties": "hs_tags"}).json()["properties"]["hs_tags"] is None
 
 
 def test_patch_by_id_property(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     order_id = app.seed(ORDER)
-    response = hubspot.patch(
-        f"{ORDERS}/ext-1001", params=BY_EXTERNAL_ID, json={"properties": {"hs_order_name": "X"}}
-    )
+    response = hubspot.patch(f"{ORDERS}/ext-1001", params=BY_EXTERNAL_ID, json={"properties": {"hs_order_name": "X"}})
     assert response.status_code == 200
     assert response.json()["id"] == order_id
     assert stored(app, order_id)["properties"]["hs_order_name"] == "X"
@@ -218,12 +209,8 @@ def test_unique_values_conflict(app: HubSpotApp, hubspot: HubSpotClient) -> None
 # Body and property validation.
 
 
-@pytest.mark.parametrize(
-    ("value", "kind"), [(17, "number"), (True, "boolean"), (None, "null"), ([], "array")]
-)
-def test_property_values_must_be_strings(
-    app: HubSpotApp, hubspot: HubSpotClient, value: Any, kind: str
-) -> None:
+@pytest.mark.parametrize(("value", "kind"), [(17, "number"), (True, "boolean"), (None, "null"), ([], "array")])
+def test_property_values_must_be_strings(app: HubSpotApp, hubspot: HubSpotClient, value: Any, kind: str) -> None:
     order_id = app.seed(ORDER)
     response = hubspot.patch(
         f"{ORDERS}/{order_id}", json={"properties": {"hs_order_name": "ok", "hs_total_price": value}}
@@ -255,9 +242,7 @@ def test_invalid_json_is_400(app: HubSpotApp, hubspot: HubSpotClient) -> None:
 
 def test_unknown_and_read_only_properties(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     order_id = app.seed(ORDER)
-    unknown = hubspot.patch(
-        f"{ORDERS}/{order_id}", json={"properties": {"hs_order_name": "x", "colour": "red"}}
-    )
+    unknown = hubspot.patch(f"{ORDERS}/{order_id}", json={"properties": {"hs_order_name": "x", "colour": "red"}})
     body = assert_error(unknown, 400, "VALIDATION_ERROR")
     assert body["errors"] == [
         {
@@ -289,9 +274,7 @@ def test_unknown_and_read_only_properties(app: HubSpotApp, hubspot: HubSpotClien
         ("hs_tags", "vip;platinum", "INVALID_OPTION"),
     ],
 )
-def test_typed_values_are_checked(
-    app: HubSpotApp, hubspot: HubSpotClient, name: str, value: str, code: str
-) -> None:
+def test_typed_values_are_checked(app: HubSpotApp, hubspot: HubSpotClient, name: str, value: str, code: str) -> None:
     order_id = app.seed(ORDER)
     response = hubspot.patch(f"{ORDERS}/{order_id}", json={"properties": {name: value}})
     error = assert_error(response, 400, "VALIDATION_ERROR")["errors"][0]
@@ -464,9 +447,7 @@ def test_batch_upsert_creates_and_updates(app: HubSpotApp, hubspot: HubSpotClien
     assert stored(app, existing)["properties"]["hs_order_name"] == "Re"
 
 
-def test_batch_upsert_partial_failure_and_required_id_property(
-    app: HubSpotApp, hubspot: HubSpotClient
-) -> None:
+def test_batch_upsert_partial_failure_and_required_id_property(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     response = hubspot.post(
         BATCH_UPSERT,
         json={
@@ -522,11 +503,7 @@ def test_unknown_route_is_404(hubspot: HubSpotClient) -> None:
 
 def test_every_answer_has_its_own_correlation_id(sandbox: Sandbox, hubspot: HubSpotClient) -> None:
     seen = {hubspot.get(ORDERS).headers["x-hubspot-correlation-id"] for _ in range(3)}
-    seen.add(
-        requests.get(sandbox.base_url("hubspot") + ORDERS, timeout=TIMEOUT).headers[
-            "x-hubspot-correlation-id"
-        ]
-    )
+    seen.add(requests.get(sandbox.base_url("hubspot") + ORDERS, timeout=TIMEOUT).headers["x-hubspot-correlation-id"])
     assert len(seen) == 4
     assert seen == {entry.request_id for entry in sandbox.journal("hubspot")}
 
@@ -563,9 +540,7 @@ def test_oauth_refresh_flow(sandbox: Sandbox, app: HubSpotApp) -> None:
         ({"grant_type": "authorization_code"}, "BAD_GRANT_TYPE"),
     ],
 )
-def test_oauth_refresh_errors(
-    sandbox: Sandbox, app: HubSpotApp, override: dict[str, str], status: str
-) -> None:
+def test_oauth_refresh_errors(sandbox: Sandbox, app: HubSpotApp, override: dict[str, str], status: str) -> None:
     response = requests.post(
         sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app, **override), timeout=TIMEOUT
     )
@@ -577,9 +552,7 @@ def test_oauth_refresh_errors(
 
 def test_expired_oauth_token_is_401(sandbox: Sandbox, app: HubSpotApp) -> None:
     app.configure({"access_token_ttl_seconds": 0.1})
-    issued = requests.post(
-        sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app), timeout=TIMEOUT
-    )
+    issued = requests.post(sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app), timeout=TIMEOUT)
     assert issued.json()["expires_in"] == 0.1
     client = HubSpotClient(sandbox, issued.json()["access_token"])
     assert client.get(ORDERS).status_code == 200
@@ -597,10 +570,7 @@ def test_rate_limit_headers_count_down(hubspot: HubSpotClient) -> None:
     assert first["X-HubSpot-RateLimit-Max"] == "190"
     assert first["X-HubSpot-RateLimit-Interval-Milliseconds"] == "10000"
     assert int(first["X-HubSpot-RateLimit-Remaining"]) - int(second["X-HubSpot-RateLimit-Remaining"]) == 1
-    assert (
-        int(first["X-HubSpot-RateLimit-Daily-Remaining"]) - int(second["X-HubSpot-RateLimit-Daily-Remaining"])
-        == 1
-    )
+    assert int(first["X-HubSpot-RateLimit-Daily-Remaining"]) - int(second["X-HubSpot-RateLimit-Daily-Remaining"]) == 1
     assert int(first["X-HubSpot-RateLimit-Daily"]) > int(first["X-HubSpot-RateLimit-Daily-Remaining"])
 
 
@@ -672,9 +642,7 @@ def test_emulated_daily_limit_spares_oauth(sandbox: Sandbox, app: HubSpotApp, hu
     assert refused.status_code == 429
     assert refused.json()["policyName"] == "DAILY"
     assert app.state.count() == 0
-    token = requests.post(
-        sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app), timeout=TIMEOUT
-    )
+    token = requests.post(sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app), timeout=TIMEOUT)
     assert HubSpotClient(sandbox, token.json()["access_token"]).get(ORDERS).status_code == 200
     sandbox.reset("hubspot")
     assert app.daily_limit is None
@@ -765,9 +733,7 @@ def test_kustomer_rate_limit_is_unchanged(sandbox: Sandbox) -> None:
     assert response.json()["errors"][0]["code"] == "too_many_requests"
 
 
-def test_reset_forgets_orders_tokens_and_settings(
-    sandbox: Sandbox, app: HubSpotApp, hubspot: HubSpotClient
-) -> None:
+def test_reset_forgets_orders_tokens_and_settings(sandbox: Sandbox, app: HubSpotApp, hubspot: HubSpotClient) -> None:
     app.seed(ORDER)
     app.configure({"scopes": [], "burst_limit": 5})
     requests.post(sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app), timeout=TIMEOUT)

@@ -155,9 +155,7 @@ def test_cursor_survives_deleting_the_last_customer_seen(kaiten: KaitenClient, a
         ({"cursor": "bm9wZQ"}, "query.cursor"),
     ],
 )
-def test_list_rejects_bad_parameters_with_422(
-    kaiten: KaitenClient, params: dict[str, Any], location: str
-) -> None:
+def test_list_rejects_bad_parameters_with_422(kaiten: KaitenClient, params: dict[str, Any], location: str) -> None:
     body = assert_problem(kaiten.request("GET", "/customers", params=params), 422, "Validation.Failed")
     assert [error["location"] for error in body["errors"]] == [location]
 
@@ -242,12 +240,8 @@ def test_put_validation_reports_one_item_per_problem(
     assert stored is not None and stored["domain"] == "acme.example"
 
 
-@pytest.mark.parametrize(
-    ("key", "value"), [("slug", "other"), ("integrations", {"crm": {"external_id": "x"}})]
-)
-def test_put_refuses_changing_slug_or_integrations(
-    kaiten: KaitenClient, app: KaitenApp, key: str, value: Any
-) -> None:
+@pytest.mark.parametrize(("key", "value"), [("slug", "other"), ("integrations", {"crm": {"external_id": "x"}})])
+def test_put_refuses_changing_slug_or_integrations(kaiten: KaitenClient, app: KaitenApp, key: str, value: Any) -> None:
     app.seed("acme", "Acme")
     problem = assert_problem(
         kaiten.request("PUT", "/customers/acme", json={"name": "Acme", key: value}), 422, "Validation.Failed"
@@ -258,18 +252,14 @@ def test_put_refuses_changing_slug_or_integrations(
 
 
 def test_put_unknown_slug_is_404(kaiten: KaitenClient) -> None:
-    body = assert_problem(
-        kaiten.request("PUT", "/customers/nobody", json={"name": "X"}), 404, "Customer.NotFound"
-    )
+    body = assert_problem(kaiten.request("PUT", "/customers/nobody", json={"name": "X"}), 404, "Customer.NotFound")
     assert body["instance"] == "/api/customers/nobody"
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"NaN"])
 def test_malformed_body_is_400(kaiten: KaitenClient, app: KaitenApp, raw: bytes) -> None:
     app.seed("acme", "Acme")
-    response = kaiten.request(
-        "PUT", "/customers/acme", data=raw, headers={"Content-Type": "application/json"}
-    )
+    response = kaiten.request("PUT", "/customers/acme", data=raw, headers={"Content-Type": "application/json"})
     assert_problem(response, 400, "Request.Malformed")
 
 
@@ -278,13 +268,9 @@ def test_non_object_body_is_422(kaiten: KaitenClient) -> None:
     assert body["errors"][0]["location"] == "body"
 
 
-def test_create_conflicts_and_limits_are_409_with_distinct_codes(
-    kaiten: KaitenClient, app: KaitenApp
-) -> None:
+def test_create_conflicts_and_limits_are_409_with_distinct_codes(kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
-    assert_problem(
-        kaiten.request("POST", "/customers", json={"name": "A", "slug": "acme"}), 409, "Customer.SlugTaken"
-    )
+    assert_problem(kaiten.request("POST", "/customers", json={"name": "A", "slug": "acme"}), 409, "Customer.SlugTaken")
     app.configure({"customer_limit": 1})
     assert_problem(kaiten.request("POST", "/customers", json={"name": "B"}), 409, "Customer.LimitReached")
     assert app.state.count() == 1
@@ -332,9 +318,7 @@ def test_unknown_route_and_wrong_method(kaiten_sandbox: Sandbox, kaiten: KaitenC
         ("Bearer whsec_signing_secret", "webhook signing secret"),
     ],
 )
-def test_bad_credentials_are_401(
-    kaiten_sandbox: Sandbox, authorization: str | None, detail_part: str
-) -> None:
+def test_bad_credentials_are_401(kaiten_sandbox: Sandbox, authorization: str | None, detail_part: str) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     url = kaiten_sandbox.base_url("kaiten") + "/api/customers"
     response = requests.get(url, headers=headers, timeout=TIMEOUT)
@@ -361,9 +345,7 @@ def test_readonly_token_reads_but_cannot_write(kaiten_sandbox: Sandbox, app: Kai
 def test_scopes_follow_kaiten_rules(kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
     app.configure({"scopes": ["read:customers"]})
-    assert_problem(
-        kaiten.request("PUT", "/customers/acme", json={"name": "B"}), 403, "Auth.InsufficientScope"
-    )
+    assert_problem(kaiten.request("PUT", "/customers/acme", json={"name": "B"}), 403, "Auth.InsufficientScope")
     app.configure({"scopes": ["write:*"]})
     assert kaiten.request("GET", "/customers/acme").status_code == 200
     assert kaiten.request("PUT", "/customers/acme", json={"name": "B"}).status_code == 204
@@ -389,9 +371,7 @@ def test_settings_are_checked(app: KaitenApp) -> None:
 # Faults and headers.
 
 
-def test_rate_limit_fault_is_a_429_problem(
-    kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp
-) -> None:
+def test_rate_limit_fault_is_a_429_problem(kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
     kaiten_sandbox.inject("kaiten", RateLimit(retry_after=0.5))
     response = kaiten.request("PUT", "/customers/acme", json={"name": "B"})
@@ -414,9 +394,7 @@ def test_rate_limit_fault_is_a_429_problem(
         (504, "Gateway.Timeout"),
     ],
 )
-def test_server_error_fault_is_a_problem(
-    kaiten_sandbox: Sandbox, kaiten: KaitenClient, status: int, code: str
-) -> None:
+def test_server_error_fault_is_a_problem(kaiten_sandbox: Sandbox, kaiten: KaitenClient, status: int, code: str) -> None:
     kaiten_sandbox.inject("kaiten", ServerError(status))
     assert_problem(kaiten.request("POST", "/customers", json={"name": "A"}), status, code)
     assert kaiten_sandbox.state("kaiten").count() == 0
@@ -430,9 +408,7 @@ def test_server_error_fault_with_raw_body(kaiten_sandbox: Sandbox, kaiten: Kaite
     assert response.text == "<html>Bad Gateway</html>"
 
 
-def test_drop_after_store_keeps_the_replacement(
-    kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp
-) -> None:
+def test_drop_after_store_keeps_the_replacement(kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme", domain="acme.example")
     kaiten_sandbox.inject("kaiten", DropAfterStore(method="PUT"))
     with pytest.raises(requests.ConnectionError):
@@ -445,9 +421,7 @@ def test_drop_after_store_keeps_the_replacement(
     assert kaiten.request("PUT", "/customers/acme", json={"name": "Acme 2"}).status_code == 204
 
 
-def test_every_answer_carries_x_request_id(
-    kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp
-) -> None:
+def test_every_answer_carries_x_request_id(kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
     kaiten_sandbox.inject("kaiten", RateLimit(retry_after=0))
     responses = [

@@ -156,9 +156,7 @@ def test_invalid_create_is_400_naming_the_attribute(
 
 def test_invalid_json_and_non_object_bodies_are_400(kustomer: KustomerClient) -> None:
     for data in (b"{not json", b"[1, 2]", b"", b'{"title": NaN}'):
-        response = kustomer.post(
-            "/v1/klasses/orders", data=data, headers={"Content-Type": "application/json"}
-        )
+        response = kustomer.post("/v1/klasses/orders", data=data, headers={"Content-Type": "application/json"})
         assert response.status_code == 400
         assert response.json()["errors"][0]["code"] == "bad_request"
 
@@ -172,9 +170,7 @@ def test_update_rejects_bad_values_and_create_only_fields(kustomer: KustomerClie
     assert kustomer.get(f"/v1/klasses/orders/{kobject_id}").json()["data"]["attributes"]["rev"] == 1
 
 
-def test_duplicate_external_id_is_409_in_jsonapi_shape(
-    crm_sandbox: Sandbox, kustomer: KustomerClient
-) -> None:
+def test_duplicate_external_id_is_409_in_jsonapi_shape(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
     assert kustomer.post("/v1/klasses/orders", json=ORDER).status_code == 201
     response = kustomer.post("/v1/klasses/orders", json=ORDER)
     assert response.status_code == 409
@@ -246,9 +242,7 @@ def test_missing_role_is_403(crm_sandbox: Sandbox, kustomer: KustomerClient) -> 
     assert kustomer.post("/v1/klasses/orders", json={"title": "x"}).status_code == 201
 
 
-def test_per_customer_create_limit_spares_imported_objects(
-    crm_sandbox: Sandbox, kustomer: KustomerClient
-) -> None:
+def test_per_customer_create_limit_spares_imported_objects(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
     crm_sandbox.kustomer.create_limit_per_minute = 2
     body = {"title": "x", "customer": "c1"}
     assert [kustomer.post("/v1/klasses/orders", json=body).status_code for _ in range(2)] == [201, 201]

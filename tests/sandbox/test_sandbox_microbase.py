@@ -117,31 +117,23 @@ def test_update_writes_only_truthy_values(microbase: MicroBaseClient, app: Micro
     assert len(app.state.update_events()) == 3  # every save publishes, repeats included
 
 
-def test_repeated_identical_updates_each_publish(
-    microbase: MicroBaseClient, app: MicroBaseApp, john: str
-) -> None:
+def test_repeated_identical_updates_each_publish(microbase: MicroBaseClient, app: MicroBaseApp, john: str) -> None:
     for _ in range(3):
         assert microbase.call("customer.update", id=john, firstName="John").json()["ok"] is True
     assert [event["name"] for event in app.state.events] == ["CUSTOMERS.UPDATE"] * 3
 
 
-def test_update_business_errors_are_http_200(
-    microbase: MicroBaseClient, app: MicroBaseApp, john: str
-) -> None:
+def test_update_business_errors_are_http_200(microbase: MicroBaseClient, app: MicroBaseApp, john: str) -> None:
     other = app.seed(email="jane@example.com")
-    assert ok_false(microbase.call("customer.update", id="nobody123"), "customer_not_found") == {
-        "id": "nobody123"
+    assert ok_false(microbase.call("customer.update", id="nobody123"), "customer_not_found") == {"id": "nobody123"}
+    assert ok_false(microbase.call("customer.update", id=john, email="not-an-email"), "customer_invalid_email") == {
+        "email": "not-an-email"
     }
-    assert ok_false(
-        microbase.call("customer.update", id=john, email="not-an-email"), "customer_invalid_email"
-    ) == {"email": "not-an-email"}
     assert (
         ok_false(microbase.call("customer.update", id=john, email="jane@example.com"), "duplicate_key")
         == 'E11000 duplicate key error index: customers.$email_1 dup key: { : "jane@example.com" }'
     )
-    assert ok_false(microbase.call("customer.update", firstName="X"), "validation_error") == [
-        "payload.id: is required"
-    ]
+    assert ok_false(microbase.call("customer.update", firstName="X"), "validation_error") == ["payload.id: is required"]
     assert ok_false(microbase.call("customer.update", id=john, status="FOO"), "validation_error") == [
         "status: `FOO` is not a valid enum value for path `status`."
     ]
@@ -167,16 +159,12 @@ def test_any_method_and_query_merge(microbase: MicroBaseClient, app: MicroBaseAp
     got = microbase.request("GET", url, params={"id": john, "firstName": "Q"})
     assert got.json()["customer"]["firstName"] == "Q"
     # The query string wins over the body.
-    put = microbase.request(
-        "PUT", url, params={"firstName": "FromQuery"}, json={"id": john, "firstName": "FromBody"}
-    )
+    put = microbase.request("PUT", url, params={"firstName": "FromQuery"}, json={"id": john, "firstName": "FromBody"})
     assert put.json()["customer"]["firstName"] == "FromQuery"
     form = microbase.request("POST", url, data={"id": john, "tags[]": ["a", "b"]})
     assert form.json()["customer"]["tags"] == ["a", "b"]
     # A body without a JSON or form content type is ignored, as the body parsers do.
-    ignored = microbase.request(
-        "POST", url, data=json.dumps({"id": john}), headers={"Content-Type": "text/plain"}
-    )
+    ignored = microbase.request("POST", url, data=json.dumps({"id": john}), headers={"Content-Type": "text/plain"})
     assert ok_false(ignored, "validation_error") == ["payload.id: is required"]
     assert len(app.state.events) == 3
     # Express routes ignore case and one trailing slash.
@@ -199,9 +187,7 @@ def test_invalid_json_is_a_400_with_an_error_object(microbase: MicroBaseClient) 
 
 
 def test_create_info_and_list(microbase: MicroBaseClient, app: MicroBaseApp) -> None:
-    created = microbase.call(
-        "customer.create", email="a@example.com", firstName="A", lastName="One", tags=["x"]
-    )
+    created = microbase.call("customer.create", email="a@example.com", firstName="A", lastName="One", tags=["x"])
     customer = created.json()["customer"]
     assert SHORT_ID.fullmatch(customer["id"])
     assert (customer["status"], customer["addresses"]) == ("ACTIVE", [])
@@ -249,9 +235,7 @@ def test_missing_or_wrong_token_is_401_invalid_token(microbase_sandbox: Sandbox,
     assert [entry.authorized for entry in microbase_sandbox.journal("microbase")] == [False] * 3
 
 
-def test_unknown_operation_is_express_404_page(
-    microbase_sandbox: Sandbox, microbase: MicroBaseClient
-) -> None:
+def test_unknown_operation_is_express_404_page(microbase_sandbox: Sandbox, microbase: MicroBaseClient) -> None:
     for response in (
         microbase.call("customer.explode"),
         requests.post(microbase.base_url + "/services/nope", timeout=TIMEOUT),
@@ -329,9 +313,7 @@ def test_settings_are_checked_and_reset(app: MicroBaseApp) -> None:
 # Faults and headers.
 
 
-def test_rate_limit_fault(
-    microbase_sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str
-) -> None:
+def test_rate_limit_fault(microbase_sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str) -> None:
     microbase_sandbox.inject("microbase", RateLimit(retry_after=2))
     response = microbase.call("customer.update", id=john, firstName="X")
     assert response.status_code == 429
@@ -348,9 +330,7 @@ def test_server_error_500_has_an_error_object(microbase_sandbox: Sandbox, microb
     assert response.json() == {"ok": False, "error": {"message": "Internal error", "name": "Error"}}
 
 
-@pytest.mark.parametrize(
-    ("status", "title"), [(502, "502 Bad Gateway"), (503, "503 Service Temporarily Unavailable")]
-)
+@pytest.mark.parametrize(("status", "title"), [(502, "502 Bad Gateway"), (503, "503 Service Temporarily Unavailable")])
 def test_gateway_errors_are_nginx_html(
     microbase_sandbox: Sandbox, microbase: MicroBaseClient, status: int, title: str
 ) -> None:
@@ -384,9 +364,7 @@ def test_drop_after_store_keeps_the_update(
     assert len(app.state.update_events()) == 2
 
 
-def test_x_request_id_is_generated_or_suffixed(
-    microbase_sandbox: Sandbox, microbase: MicroBaseClient
-) -> None:
+def test_x_request_id_is_generated_or_suffixed(microbase_sandbox: Sandbox, microbase: MicroBaseClient) -> None:
     fresh = microbase.call("customer.list")
     assert SHORT_ID.fullmatch(fresh.headers["x-request-id"])
     chained = microbase.request("POST", f"{SERVICE}/customer.list", headers={"x-request-id": "caller-1"})

@@ -37,9 +37,7 @@ def test_defaults_bind_loopback_with_long_tokens() -> None:
 def test_custom_tokens_and_unknown_vendors() -> None:
     with Sandbox(tokens={"kustomer": "another-long-token-value-000000000"}) as sandbox:
         url = sandbox.base_url("kustomer") + "/v1/auth/tokens/current"
-        ok = requests.get(
-            url, headers={"Authorization": "Bearer another-long-token-value-000000000"}, timeout=5
-        )
+        ok = requests.get(url, headers={"Authorization": "Bearer another-long-token-value-000000000"}, timeout=5)
         assert ok.status_code == 200
         with pytest.raises(KeyError):
             sandbox.base_url("zendesk")
@@ -79,9 +77,7 @@ def test_unknown_vendor_prefix_is_404_and_journaled(crm_sandbox: Sandbox) -> Non
     assert entry.vendor is None and entry.path == "/zendesk/api/v2/tickets"
 
 
-def test_reset_clears_state_journal_faults_and_settings(
-    crm_sandbox: Sandbox, kustomer: KustomerClient
-) -> None:
+def test_reset_clears_state_journal_faults_and_settings(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
     kustomer.post("/v1/klasses/orders", json={"title": "x", "externalId": "e"})
     crm_sandbox.inject("kustomer", ServerError(500))
     crm_sandbox.kustomer.create_limit_per_minute = 1
@@ -107,9 +103,7 @@ def test_control_endpoints(crm_sandbox: Sandbox, kustomer: KustomerClient) -> No
     )
     assert armed.status_code == 201
     faults = requests.get(control + "/faults", timeout=TIMEOUT).json()["faults"]
-    assert [(fault["vendor"], fault["kind"], fault["count"]) for fault in faults] == [
-        ("kustomer", "rate_limit", 2)
-    ]
+    assert [(fault["vendor"], fault["kind"], fault["count"]) for fault in faults] == [("kustomer", "rate_limit", 2)]
     assert kustomer.post("/v1/klasses/orders", json={"title": "x"}).status_code == 429
     assert kustomer.post("/v1/klasses/orders", json={"title": "x"}).status_code == 429
     assert kustomer.post("/v1/klasses/orders", json={"title": "x", "externalId": "e"}).status_code == 201
@@ -176,9 +170,7 @@ def test_chunked_request_body_is_read(crm_sandbox: Sandbox, kustomer: KustomerCl
         yield b'{"title": '
         yield b'"chunked"}'
 
-    response = kustomer.post(
-        "/v1/klasses/orders", data=chunks(), headers={"Content-Type": "application/json"}
-    )
+    response = kustomer.post("/v1/klasses/orders", data=chunks(), headers={"Content-Type": "application/json"})
     assert response.status_code == 201
     assert response.json()["data"]["attributes"]["title"] == "chunked"
     assert kustomer.get("/v1/klasses/orders").json()["meta"]["total"] == 1

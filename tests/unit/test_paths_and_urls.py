@@ -56,7 +56,4 @@ def test_unsafe_base_urls_are_refused(raw: str) -> None:
 
 
 def test_plain_http_to_remote_host_needs_explicit_opt_in() -> None:
-    assert (
-        normalise_base_url("http://crm.internal", vendor="X", allow_insecure_http=True)
-        == "http://crm.internal"
-    )
+    assert normalise_base_url("http://crm.internal", vendor="X", allow_insecure_http=True) == "http://crm.internal"

@@ -81,9 +81,7 @@ class CrmHook(BaseHook):
                 f"{self.vendor}: connection {self.conn_id!r} extra {name!r} must be a number, got {value!r}"
             ) from None
         if number <= 0:
-            raise CrmConfigurationError(
-                f"{self.vendor}: connection {self.conn_id!r} extra {name!r} must be positive"
-            )
+            raise CrmConfigurationError(f"{self.vendor}: connection {self.conn_id!r} extra {name!r} must be positive")
         return number
 
     def bool_extra(self, name: str, default: bool) -> bool:

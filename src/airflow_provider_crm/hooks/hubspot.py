@@ -151,9 +151,7 @@ class HubSpotHook(CrmHook):
             "refresh_token": self.secret(self.extra("refresh_token"), "refresh_token extra"),
         }
         if not form["client_id"]:
-            raise CrmConfigurationError(
-                f"HubSpot: connection {self.conn_id!r} has a refresh_token but no client_id"
-            )
+            raise CrmConfigurationError(f"HubSpot: connection {self.conn_id!r} has a refresh_token but no client_id")
         transport = HttpTransport(
             base_url=self.base_url(),
             rules=self.vendor_rules,
@@ -214,9 +212,7 @@ class HubSpotHook(CrmHook):
 
     # -- batches ------------------------------------------------------------------------------
 
-    def batch_update_orders(
-        self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False
-    ) -> BatchResult:
+    def batch_update_orders(self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False) -> BatchResult:
         """Update many orders, 100 per call. Each input: ``id``, ``properties``, optional ``id_property``.
 
         Inputs HubSpot refuses come back in :attr:`BatchResult.errors` with their position in
@@ -224,9 +220,7 @@ class HubSpotHook(CrmHook):
         """
         return self._batch("update", inputs, clear_nulls=clear_nulls, need_id_property=False)
 
-    def batch_upsert_orders(
-        self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False
-    ) -> BatchResult:
+    def batch_upsert_orders(self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False) -> BatchResult:
         """Create or update many orders by a unique property, 100 per call.
 
         Each input: ``id`` (the unique property's value), ``id_property`` and ``properties``.
@@ -267,9 +261,7 @@ class HubSpotHook(CrmHook):
 
 def _checked_id_property(id_property: Any, record: str) -> str:
     if not isinstance(id_property, str) or not id_property.strip():
-        raise CrmValidationError(
-            f"{record}: id_property must be a property name", field="id_property", record=record
-        )
+        raise CrmValidationError(f"{record}: id_property must be a property name", field="id_property", record=record)
     return id_property
 
 

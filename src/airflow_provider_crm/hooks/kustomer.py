@@ -49,9 +49,7 @@ class KustomerRules(VendorRules):
             if not isinstance(item, dict):
                 continue
             text = item.get("detail") or item.get("message") or item.get("title") or ""
-            pointer = (
-                (item.get("source") or {}).get("pointer") if isinstance(item.get("source"), dict) else None
-            )
+            pointer = (item.get("source") or {}).get("pointer") if isinstance(item.get("source"), dict) else None
             messages.append(f"{text} ({pointer})" if pointer else str(text))
         first = errors[0] if isinstance(errors[0], dict) else {}
         code = first.get("code")
@@ -168,9 +166,7 @@ class KustomerHook(CrmHook):
         except CrmConflictError:
             if not external_id or (existing := self._lookup(klass_name, external_id)) is None:
                 raise
-            log.warning(
-                "%s already exists; returning the stored KObject %s", record, existing.json()["data"]["id"]
-            )
+            log.warning("%s already exists; returning the stored KObject %s", record, existing.json()["data"]["id"])
             response = existing
         return self._parse(response)
 

@@ -206,6 +206,4 @@ class MicroBaseHook(CrmHook):
         try:
             return MicroBaseCustomer.from_document(body)
         except ValueError as exc:
-            raise CrmApiError(
-                f"unexpected customer document: {excerpt(str(exc), 200)}", vendor=self.vendor
-            ) from None
+            raise CrmApiError(f"unexpected customer document: {excerpt(str(exc), 200)}", vendor=self.vendor) from None

@@ -104,9 +104,7 @@ def serialise_properties(properties: Any, *, record: str, clear_nulls: bool = Fa
         try:
             result[name] = serialise_value(value)
         except ValueError as exc:
-            raise CrmValidationError(
-                f"{record}: property {name!r}: {exc}", field=name, record=record
-            ) from None
+            raise CrmValidationError(f"{record}: property {name!r}: {exc}", field=name, record=record) from None
     return result
 
 

@@ -73,9 +73,7 @@ def custom_attribute_suffix(name: str) -> str | None:
 def normalise_custom(custom: Any) -> dict[str, Any]:
     """Check every custom attribute against its suffix; return the values as they will be sent."""
     if not isinstance(custom, dict):
-        raise ValueError(
-            f"custom must be a mapping of attribute names to values, got {type(custom).__name__}"
-        )
+        raise ValueError(f"custom must be a mapping of attribute names to values, got {type(custom).__name__}")
     result: dict[str, Any] = {}
     for name, value in custom.items():
         if not isinstance(name, str):

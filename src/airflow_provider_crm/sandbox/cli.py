@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
+from airflow_provider_crm.sandbox.example_data import seed_example
 from airflow_provider_crm.sandbox.registry import VENDORS
 from airflow_provider_crm.sandbox.server import Sandbox
 
@@ -34,9 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Local stateful emulator of the Kustomer, Kaiten, MicroBase and HubSpot APIs.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    parser.add_argument(
-        "--port", type=int, default=8080, help="port to bind, 0 for any free port (default: 8080)"
-    )
+    parser.add_argument("--port", type=int, default=8080, help="port to bind, 0 for any free port (default: 8080)")
     parser.add_argument(
         "--token",
         action="append",
@@ -44,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="VENDOR=TOKEN",
         help="override a vendor's bearer token (repeatable)",
+    )
+    parser.add_argument(
+        "--seed-example",
+        action="store_true",
+        help="store the records the example DAG expects (Kaiten and MicroBase customers, a HubSpot order)",
     )
     return parser
 
@@ -56,17 +60,17 @@ def describe(sandbox: Sandbox) -> str:
     for vendor in sandbox.vendors:
         url = sandbox.base_url(vendor)
         lines.append(f"  {vendor:<{width}}  {url:<{url_width}}  token: {sandbox.token(vendor)}")
-    connection = json.dumps(sandbox.airflow_connection("kustomer"))
     lines += [
         "",
         f"Control endpoints: {sandbox.url}/_sandbox/health, /_sandbox/journal, /_sandbox/state/<vendor>,",
         "  POST /_sandbox/reset, POST /_sandbox/faults/<vendor>",
         "",
-        "Airflow connection for Kustomer:",
-        f"  export AIRFLOW_CONN_KUSTOMER_DEFAULT='{connection}'",
-        "",
-        "Press Ctrl-C to stop.",
+        "Airflow connections:",
     ]
+    for vendor in sandbox.vendors:
+        connection = json.dumps(sandbox.airflow_connection(vendor))
+        lines.append(f"  export AIRFLOW_CONN_{vendor.upper()}_DEFAULT='{connection}'")
+    lines += ["", "Press Ctrl-C to stop."]
     return "\n".join(lines)
 
 
@@ -79,15 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"airflow-crm-sandbox: cannot bind {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
+    if args.seed_example:
+        seed_example(sandbox)
     stop = threading.Event()
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = (
-        signal.signal(signal.SIGTERM, _on_signal)
-        if threading.current_thread() is threading.main_thread()
-        else None
+        signal.signal(signal.SIGTERM, _on_signal) if threading.current_thread() is threading.main_thread() else None
     )
     try:
         if args.host not in _LOOPBACK:

@@ -119,9 +119,7 @@ class ControlApi:
 
     def _list_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         pending = self._engine.faults.pending(self._vendor_filter(request))
-        return json_response(
-            200, {"faults": [{"vendor": vendor, **fault.to_dict()} for vendor, fault in pending]}
-        )
+        return json_response(200, {"faults": [{"vendor": vendor, **fault.to_dict()} for vendor, fault in pending]})
 
     def _clear_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         self._engine.faults.clear(self._vendor_filter(request))

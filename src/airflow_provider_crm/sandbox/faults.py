@@ -82,9 +82,7 @@ class RateLimit(Fault):
         if self.policy is not None and (not isinstance(self.policy, str) or not self.policy.strip()):
             raise ValueError("policy must be a non-empty string")
         if self.interval_ms is not None and (
-            isinstance(self.interval_ms, bool)
-            or not isinstance(self.interval_ms, int)
-            or self.interval_ms < 1
+            isinstance(self.interval_ms, bool) or not isinstance(self.interval_ms, int) or self.interval_ms < 1
         ):
             raise ValueError("interval_ms must be a positive integer")
 

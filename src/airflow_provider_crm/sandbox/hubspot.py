@@ -192,12 +192,8 @@ class HubSpotApp(VendorApp):
             ago = _elapsed(max(0.0, time.time() - expiry))
             message = f"The OAuth token used to make this call expired {ago} ago."
             context = {"expire time": [_iso(expiry)]}
-            return error_response(
-                401, request.request_id, message, category=EXPIRED_AUTHENTICATION, context=context
-            )
-        return error_response(
-            401, request.request_id, _CREDENTIALS_NOT_FOUND, category=INVALID_AUTHENTICATION
-        )
+            return error_response(401, request.request_id, message, category=EXPIRED_AUTHENTICATION, context=context)
+        return error_response(401, request.request_id, _CREDENTIALS_NOT_FOUND, category=INVALID_AUTHENTICATION)
 
     def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
         """429 for ``fault.policy`` (default ``TEN_SECONDLY_ROLLING``); ``Retry-After`` only if forced.
@@ -219,9 +215,7 @@ class HubSpotApp(VendorApp):
         body's type).
         """
         headers = dict(fault.headers or {}) if isinstance(fault, HttpStatus) else {}
-        content_type = next(
-            (headers.pop(key) for key in list(headers) if key.lower() == "content-type"), None
-        )
+        content_type = next((headers.pop(key) for key in list(headers) if key.lower() == "content-type"), None)
         if fault.body is not None:
             looks_json = fault.body.lstrip().startswith(("{", "["))
             default_type = JSON_CONTENT_TYPE if looks_json else HTML_CONTENT_TYPE
@@ -363,9 +357,7 @@ class HubSpotApp(VendorApp):
             )
         return route.handler(request, params)
 
-    def _too_many(
-        self, request: SandboxRequest, policy: str, app_kind: str, interval_ms: int
-    ) -> SandboxResponse:
+    def _too_many(self, request: SandboxRequest, policy: str, app_kind: str, interval_ms: int) -> SandboxResponse:
         response = json_response(429, rate_limit_body(request.request_id, policy))
         budget = self._budget()
         if policy == DAILY:
@@ -448,9 +440,7 @@ class HubSpotApp(VendorApp):
         if after_text is not None:
             records = [record for record in records if int(record["id"]) >= int(after_text)]
         requested = requested_properties(request)
-        body: dict[str, Any] = {
-            "results": [render_order(record, requested=requested) for record in records[:limit]]
-        }
+        body: dict[str, Any] = {"results": [render_order(record, requested=requested) for record in records[:limit]]}
         if len(records) > limit:
             after = records[limit]["id"]
             body["paging"] = {"next": {"after": after, "link": f"{ORDERS}?limit={limit}&after={after}"}}

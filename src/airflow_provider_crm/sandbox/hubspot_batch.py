@@ -17,9 +17,7 @@ from airflow_provider_crm.sandbox.hubspot_writes import OrderWrites, WriteError
 from airflow_provider_crm.sandbox.ids import utc_now_iso
 
 
-def _apply(
-    writes: OrderWrites, item: BatchInput, *, upsert: bool
-) -> tuple[dict[str, Any], bool | None] | WriteError:
+def _apply(writes: OrderWrites, item: BatchInput, *, upsert: bool) -> tuple[dict[str, Any], bool | None] | WriteError:
     """One input: ``(record, new)`` (``new`` only for upserts) or why it failed."""
     if not upsert:
         updated = writes.update(item.id, item.id_property, item.properties)

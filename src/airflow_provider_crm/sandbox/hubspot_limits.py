@@ -100,9 +100,7 @@ class DailyCounter:
 class HubSpotLimits:
     """Burst windows per app kind plus the daily counter; callers hold the app lock."""
 
-    def __init__(
-        self, monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
-    ):
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self._windows = {kind: RollingWindow(monotonic) for kind in NOMINAL_BURST}
         self._daily = DailyCounter(wall)
 

@@ -77,9 +77,7 @@ PROPERTIES: dict[str, PropertyDef] = {
         PropertyDef("hs_order_date", "date"),
         PropertyDef("hs_shipped_at", "datetime"),
         PropertyDef("hs_is_gift", "bool"),
-        PropertyDef(
-            "hs_tags", "enumeration", options=("vip", "b2b", "gift", "rush", "kustomer"), multiple=True
-        ),
+        PropertyDef("hs_tags", "enumeration", options=("vip", "b2b", "gift", "rush", "kustomer"), multiple=True),
         PropertyDef("kustomer_kobject_id", "string"),
         PropertyDef(OBJECT_ID, "number", unique=True, read_only=True),
         PropertyDef(CREATE_DATE, "datetime", read_only=True),
@@ -139,9 +137,7 @@ def check_value(definition: PropertyDef, value: str) -> PropertyError | None:
     """Whether a string value suits the property (``""`` always does: it clears)."""
     name = definition.name
     if definition.read_only:
-        return PropertyError(
-            name, "READ_ONLY_VALUE", f"{name} is a read only property; its value cannot be set."
-        )
+        return PropertyError(name, "READ_ONLY_VALUE", f"{name} is a read only property; its value cannot be set.")
     if value == "" or definition.type == "string":
         return None
     if definition.type == "number":
@@ -160,24 +156,18 @@ def check_value(definition: PropertyDef, value: str) -> PropertyError | None:
             )
         millis = int(value)
         if definition.type == "date" and millis % DAY_MS:
-            return PropertyError(
-                name, "INVALID_DATE", f"{value} is at {_clock_time(millis)} UTC, not midnight!"
-            )
+            return PropertyError(name, "INVALID_DATE", f"{value} is at {_clock_time(millis)} UTC, not midnight!")
         return None
     chosen = [part for part in value.split(";") if part] if definition.multiple else [value]
     bad = [part for part in chosen if part not in definition.allowed]
     if bad or not chosen:
         shown = ";".join(bad) or value
         options = ", ".join(definition.allowed)
-        return PropertyError(
-            name, "INVALID_OPTION", f"{shown} was not one of the allowed options: [{options}]"
-        )
+        return PropertyError(name, "INVALID_OPTION", f"{shown} was not one of the allowed options: [{options}]")
     return None
 
 
-def check_properties(
-    catalogue: Mapping[str, PropertyDef], properties: Mapping[str, str]
-) -> list[PropertyError]:
+def check_properties(catalogue: Mapping[str, PropertyDef], properties: Mapping[str, str]) -> list[PropertyError]:
     """All problems with a ``properties`` map whose values are already known to be strings."""
     errors: list[PropertyError] = []
     for name, value in properties.items():

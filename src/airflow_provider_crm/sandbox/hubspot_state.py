@@ -75,11 +75,7 @@ class HubSpotState:
             if name == OBJECT_ID:
                 return value if value in self._orders else None
             return next(
-                (
-                    order_id
-                    for order_id, record in self._orders.items()
-                    if record["properties"].get(name) == value
-                ),
+                (order_id for order_id, record in self._orders.items() if record["properties"].get(name) == value),
                 None,
             )
 

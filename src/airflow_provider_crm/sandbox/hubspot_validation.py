@@ -33,9 +33,7 @@ _JSON_TYPES = (
 class BodyError(ValueError):
     """A request body that does not match its schema; answered 400 as a whole."""
 
-    def __init__(
-        self, message: str, *, property_name: str | None = None, code: str = "INVALID_INPUT"
-    ) -> None:
+    def __init__(self, message: str, *, property_name: str | None = None, code: str = "INVALID_INPUT") -> None:
         super().__init__(message)
         self.message = message
         self.property_name = property_name
@@ -75,9 +73,7 @@ def _check_keys(body: Mapping[str, Any], allowed: frozenset[str], where: str) ->
     unknown = sorted(set(body) - allowed)
     if unknown:
         known = ", ".join(sorted(allowed))
-        raise BodyError(
-            f'Invalid input JSON: Unrecognized field "{unknown[0]}" in {where} (known fields: {known})'
-        )
+        raise BodyError(f'Invalid input JSON: Unrecognized field "{unknown[0]}" in {where} (known fields: {known})')
 
 
 def read_properties(value: Any, where: str) -> dict[str, str]:

@@ -61,9 +61,7 @@ class OrderWrites:
         elif not definition.unique:
             message = f'Property "{id_property}" is not a unique property, so it cannot be used as idProperty'
         elif writable and definition.read_only:
-            message = (
-                f'Property "{id_property}" is read only, so it cannot be used as idProperty of an upsert'
-            )
+            message = f'Property "{id_property}" is read only, so it cannot be used as idProperty of an upsert'
         else:
             return None
         return WriteError(400, VALIDATION_ERROR, message, {"propertyName": [id_property]})

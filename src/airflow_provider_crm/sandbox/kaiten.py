@@ -160,8 +160,7 @@ class KaitenApp(VendorApp):
             detail = "Missing bearer token"
         elif credential.startswith(PLATFORM_TOKEN_PREFIX):
             detail = (
-                "Platform credentials (ksm_...) are not accepted by the Core API; "
-                "use a Kaiten access token (ksh_...)"
+                "Platform credentials (ksm_...) are not accepted by the Core API; use a Kaiten access token (ksh_...)"
             )
         elif credential.startswith(WEBHOOK_SECRET_PREFIX):
             detail = "A webhook signing secret (whsec_...) is not an API credential"
@@ -189,9 +188,7 @@ class KaitenApp(VendorApp):
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         """404 for an unknown path, 405 (with ``Allow``) for a known path and another method."""
-        allowed = sorted(
-            {route.method for route in self._router.routes if route.match(route.method, request.segments)}
-        )
+        allowed = sorted({route.method for route in self._router.routes if route.match(route.method, request.segments)})
         if allowed:
             detail = f"Method {request.method} is not allowed on {request.path}"
             response = self._problem(request, 405, METHOD_NOT_ALLOWED, detail)
@@ -258,9 +255,7 @@ class KaitenApp(VendorApp):
         detail: str,
         errors: list[ErrorDetail] | None = None,
     ) -> SandboxResponse:
-        return problem(
-            status, code, detail, instance=request.path, error_id=request.request_id, errors=errors
-        )
+        return problem(status, code, detail, instance=request.path, error_id=request.request_id, errors=errors)
 
     def _invalid(self, request: SandboxRequest, errors: list[ErrorDetail]) -> SandboxResponse:
         return self._problem(request, 422, VALIDATION_FAILED, "validation failed", errors)
@@ -348,9 +343,7 @@ class KaitenApp(VendorApp):
         if record is None:
             return self._missing(request, slug)
         immutable = [
-            ErrorDetail(
-                f"body.{key}", f"{key} cannot be changed: omit it or send the stored value", body[key]
-            )
+            ErrorDetail(f"body.{key}", f"{key} cannot be changed: omit it or send the stored value", body[key])
             for key in ("slug", "integrations")
             if key in body and body[key] != record[key]
         ]

@@ -84,9 +84,7 @@ class KaitenState:
             self._sequence[slug] = next(self._counter)
             return copy.deepcopy(record)
 
-    def replace(
-        self, slug: str, fields: Mapping[str, Any], actor: Mapping[str, str]
-    ) -> dict[str, Any] | None:
+    def replace(self, slug: str, fields: Mapping[str, Any], actor: Mapping[str, str]) -> dict[str, Any] | None:
         """Full replacement: ``externalCustomerId`` and ``domain`` are cleared when omitted."""
         with self._lock:
             record = self._customers.get(slug)

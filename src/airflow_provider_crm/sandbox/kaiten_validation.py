@@ -49,9 +49,7 @@ def check_slug(value: Any, location: str = "body.slug") -> list[ErrorDetail]:
 
 def _check_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> list[ErrorDetail]:
     errors = [
-        ErrorDetail(f"body.{key}", "unexpected property", value)
-        for key, value in body.items()
-        if key not in allowed
+        ErrorDetail(f"body.{key}", "unexpected property", value) for key, value in body.items() if key not in allowed
     ]
     if "name" not in body:
         errors.append(ErrorDetail("body.name", "expected required property name to be present"))

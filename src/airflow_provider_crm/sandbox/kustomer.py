@@ -226,9 +226,7 @@ class KustomerApp(VendorApp):
             external_id = fields.get("externalId")
             if external_id is not None and self._state.external_id_owner(klass, external_id):
                 raise ValueError(f"externalId {external_id!r} already exists in klass {klass!r}")
-            return self._state.create(
-                klass, fields, customer if customer is not None else fields.get("customer")
-            )
+            return self._state.create(klass, fields, customer if customer is not None else fields.get("customer"))
 
     # Helpers.
 
@@ -339,13 +337,9 @@ class KustomerApp(VendorApp):
             return self._conflict(klass, external_id)
         customer = params.get("customer", body.get("customer"))
         if self.create_limit_per_minute is not None and body.get("importedAt") is None:
-            wait = self._creates.acquire(
-                customer or "", self.create_limit_per_minute, self.create_limit_window
-            )
+            wait = self._creates.acquire(customer or "", self.create_limit_per_minute, self.create_limit_window)
             if wait is not None:
-                detail = (
-                    f"Create limit of {self.create_limit_per_minute} KObjects per minute per customer reached"
-                )
+                detail = f"Create limit of {self.create_limit_per_minute} KObjects per minute per customer reached"
                 return self._too_many(wait, detail)
         record = self._state.create(klass, body, customer)
         return json_response(201, {"data": self.render(record)}, stored=True)

@@ -74,9 +74,7 @@ class KustomerState:
         with self._lock:
             return {
                 "org_id": self.org_id,
-                "klasses": {
-                    klass: copy.deepcopy(list(objs.values())) for klass, objs in self._objects.items()
-                },
+                "klasses": {klass: copy.deepcopy(list(objs.values())) for klass, objs in self._objects.items()},
             }
 
     # Mutations (used by the emulator; bodies are already validated).

@@ -155,9 +155,7 @@ def _check_fields(body: Mapping[str, Any]) -> list[FieldError]:
             errors.extend(validate_custom(value))
         elif name in {"createdAt", "importedAt"}:
             if value is not None and not is_datetime_with_offset(value):
-                errors.append(
-                    FieldError((name,), f"{name} must be an ISO 8601 date-time with a UTC offset or Z")
-                )
+                errors.append(FieldError((name,), f"{name} must be an ISO 8601 date-time with a UTC offset or Z"))
         elif name == "rev" and not is_number(value):
             errors.append(FieldError((name,), "rev must be a number"))
     return errors

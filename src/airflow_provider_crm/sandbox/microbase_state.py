@@ -103,9 +103,7 @@ class MicroBaseState:
     def publish(self, name: str, record: Mapping[str, Any], data: Any) -> None:
         """Record a bus event."""
         with self._lock:
-            self._events.append(
-                {"name": name, "new": copy.deepcopy(dict(record)), "data": copy.deepcopy(data)}
-            )
+            self._events.append({"name": name, "new": copy.deepcopy(dict(record)), "data": copy.deepcopy(data)})
 
     def add_token(self, token: str, expires_at: float) -> None:
         """Remember an issued token until ``expires_at`` (``time.time()`` seconds)."""

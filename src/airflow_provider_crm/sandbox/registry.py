@@ -13,9 +13,7 @@ from airflow_provider_crm.sandbox.kaiten import KaitenApp
 from airflow_provider_crm.sandbox.kustomer import KustomerApp
 from airflow_provider_crm.sandbox.microbase import MicroBaseApp
 
-_EMULATORS: dict[str, type[VendorApp]] = {
-    cls.name: cls for cls in (KustomerApp, KaitenApp, MicroBaseApp, HubSpotApp)
-}
+_EMULATORS: dict[str, type[VendorApp]] = {cls.name: cls for cls in (KustomerApp, KaitenApp, MicroBaseApp, HubSpotApp)}
 
 VENDORS: tuple[str, ...] = tuple(_EMULATORS)
 

@@ -217,9 +217,7 @@ class HttpTransport:
 
     def _note_pause(self, pause: float) -> None:
         if pause > 0:
-            self._not_before = max(
-                self._not_before, time.monotonic() + min(pause, self.retry.max_single_wait)
-            )
+            self._not_before = max(self._not_before, time.monotonic() + min(pause, self.retry.max_single_wait))
 
     def _hold_back(self) -> None:
         """Slow down before the vendor's limit is hit, as its rate-limit headers asked."""

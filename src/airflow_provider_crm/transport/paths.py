@@ -40,7 +40,5 @@ def segment(value: object, name: str) -> str:
 
 def api_path(*segments: str | Raw) -> str:
     """Join segments into ``/a/b/c``; literal segments are passed as :class:`Raw`."""
-    parts = [
-        seg.text if isinstance(seg, Raw) else escape_segment(seg, name="path segment") for seg in segments
-    ]
+    parts = [seg.text if isinstance(seg, Raw) else escape_segment(seg, name="path segment") for seg in segments]
     return "/" + "/".join(parts)
