@@ -48,7 +48,7 @@ def main() -> int:
         ids = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in run.get_task_instances()}
         print(f"\nDAG run {run.run_id}: {run.state}")
         for task_id, value in sorted(ids.items()):
-            print(f"  {task_id:<14} -> {value}")
+            print(f"  {task_id:<22} -> {value}")
         print("\nWhat the sandbox now holds:")
         for kobject in sandbox.state("kustomer").kobjects("ecomm-order"):
             print(f"  Kustomer KObject {kobject['id']}: {json.dumps(kobject['custom'], sort_keys=True)}")
