@@ -96,3 +96,13 @@ def run_dag(airflow_db: Path) -> Iterator[Callable[..., object]]:
     yield run
     for path in written:
         path.unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiters() -> Iterator[None]:
+    """Rate limiters are shared per connection in a process; tests must not inherit each other's."""
+    from airflow_provider_crm.transport import limiter
+
+    limiter._SHARED.clear()
+    yield
+    limiter._SHARED.clear()

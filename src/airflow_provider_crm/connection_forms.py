@@ -30,6 +30,12 @@ COMMON_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Tries per request, the first included, for retryable failures. Default 5.",
         "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 20, "default": 5},
     },
+    "rate_limit_per_second": {
+        "label": "Rate limit (requests/s)",
+        "description": "Requests per second for this connection in one worker; empty = the vendor's "
+        "documented limit, 0 = no limit. Use an Airflow pool to cap concurrent tasks across workers.",
+        "schema": {"type": _NUMBER, "minimum": 0},
+    },
     "verify_ssl": {
         "label": "Verify TLS certificates",
         "description": "Leave on. Turn off only for a test server with a self-signed certificate.",

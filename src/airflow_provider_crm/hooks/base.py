@@ -20,6 +20,7 @@ from airflow_provider_crm.errors import (
 )
 from airflow_provider_crm.hooks.forms import legacy_field_behaviour, legacy_widgets
 from airflow_provider_crm.transport import HttpTransport, RetrySettings, Timeouts, VendorRules
+from airflow_provider_crm.transport.limiter import RateLimiter, shared_limiter
 from airflow_provider_crm.transport.urls import normalise_base_url
 
 _TRUE = {"true", "1", "yes", "on"}
@@ -40,6 +41,8 @@ class CrmHook(BaseHook):
     default_conn_name: ClassVar[str]
     hook_name: ClassVar[str]
     vendor_rules: ClassVar[VendorRules] = VendorRules()
+    default_rate_limit: ClassVar[float | None] = None
+    """Requests per second the vendor documents for one account; ``None`` when it documents none."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -128,6 +131,20 @@ class CrmHook(BaseHook):
         attempts = int(self.float_extra("max_attempts", RetrySettings.max_attempts))
         return RetrySettings(max_attempts=max(1, attempts))
 
+    def rate_limit(self) -> float | None:
+        """Requests per second for this connection: extra ``rate_limit_per_second`` (0 = no limit),
+        else the vendor's documented default."""
+        value = self.extra("rate_limit_per_second")
+        if value is None:
+            return self.default_rate_limit
+        try:
+            rate = float(value)
+        except (TypeError, ValueError):
+            raise CrmConfigurationError(
+                f"{self.vendor}: connection {self.conn_id!r} extra 'rate_limit_per_second' must be a number"
+            ) from None
+        return rate if rate > 0 else None
+
     # -- the transport ----------------------------------------------------------------------
 
     @cached_property
@@ -140,7 +157,18 @@ class CrmHook(BaseHook):
             timeouts=self.timeouts(),
             retry=self.retry_settings(),
             verify=self.bool_extra("verify_ssl", True),
+            limiter=self.limiter(),
         )
+
+    def limiter(self, rate: float | None = None) -> RateLimiter | None:
+        """The limiter every hook of this connection shares in this process (``None``: unlimited)."""
+        rate = rate if rate is not None else self.rate_limit()
+        return shared_limiter(self.vendor, self.conn_id, rate) if rate else None
+
+    def use_rate_limit(self, rate: float | None) -> None:
+        """Override the connection's rate for this hook (e.g. a bulk operator's ``rate_limit``)."""
+        if rate is not None:
+            self.transport.limiter = self.limiter(rate) if rate > 0 else None
 
     @cached_property
     def token_source(self) -> Callable[[], str]:

@@ -128,6 +128,8 @@ class HubSpotHook(CrmHook):
     default_conn_name = "hubspot_default"
     hook_name = "HubSpot"
     vendor_rules = HubSpotRules()
+    default_rate_limit = 10.0
+    """HubSpot's smallest burst limit, 100 requests per 10 s (Free/Starter private apps)."""
 
     def __init__(self, hubspot_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=hubspot_conn_id, **kwargs)
@@ -231,7 +233,7 @@ class HubSpotHook(CrmHook):
         self, action: str, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool, need_id_property: bool
     ) -> BatchResult:
         prepared = [
-            _batch_input(index, item, clear_nulls=clear_nulls, need_id_property=need_id_property)
+            prepare_batch_input(index, item, clear_nulls=clear_nulls, need_id_property=need_id_property)
             for index, item in enumerate(inputs)
         ]
         path = api_path("crm", "v3", "objects", OBJECT_TYPE, "batch", action)
@@ -265,7 +267,8 @@ def _checked_id_property(id_property: Any, record: str) -> str:
     return id_property
 
 
-def _batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_property: bool) -> dict[str, Any]:
+def prepare_batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_property: bool) -> dict[str, Any]:
+    """One batch input as HubSpot wants it; raises :class:`CrmValidationError` naming the input."""
     record = f"HubSpot batch input #{index}"
     if not isinstance(item, Mapping):
         raise CrmValidationError(f"{record}: must be a mapping with id and properties", record=record)

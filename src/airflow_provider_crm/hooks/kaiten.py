@@ -103,6 +103,19 @@ class KaitenHook(CrmHook):
         ).to_body()
         self.transport.request("PUT", api_path("customers", _checked_slug(slug)), json=body)
 
+    def plan_merge(self, slug: str, changes: dict[str, Any]) -> tuple[KaitenCustomer, dict[str, Any]]:
+        """Read the customer and return it with the full field set after applying ``changes``.
+
+        ``changes`` maps ``name``/``external_customer_id``/``domain`` to new values (``None``
+        clears; ``name`` cannot be cleared). They are validated before the read is sent.
+        """
+        record = f"Kaiten customer {slug!r}"
+        if not changes:
+            raise CrmValidationError(f"{record}: nothing to update; give at least one field", record=record)
+        validate_model(CustomerReplacement, {"name": "placeholder"} | changes, record=record)
+        current = self.get_customer(slug)
+        return current, {key: getattr(current, key) for key in _MERGEABLE} | changes
+
     def merge_customer(
         self,
         slug: str,
@@ -114,22 +127,15 @@ class KaitenHook(CrmHook):
         """Change only the given fields: read the customer, merge, write it back whole.
 
         A field left :data:`UNSET` keeps its current value; ``None`` clears it (``name`` cannot
-        be cleared). Returns the customer as written. The read and the write are two requests,
-        so a change made by someone else in between is overwritten (Kaiten offers no
-        conditional update).
+        be cleared). When nothing would change, nothing is written. Returns the customer as
+        written. The read and the write are two requests, so a change made by someone else in
+        between is overwritten (Kaiten offers no conditional update).
         """
         changes = {"name": name, "external_customer_id": external_customer_id, "domain": domain}
-        changes = {key: value for key, value in changes.items() if value is not UNSET}
-        record = f"Kaiten customer {slug!r}"
-        if not changes:
-            raise CrmValidationError(f"{record}: nothing to update; give at least one field", record=record)
-        # Validate the changes on their own first, so bad input never costs a request.
-        probe = {"name": "placeholder"} | changes
-        validate_model(CustomerReplacement, probe, record=record)
-        current = self.get_customer(slug)
-        merged = {key: getattr(current, key) for key in _MERGEABLE} | changes
-        self.update_customer(slug, **merged)
-        return current.model_copy(update={key: merged[key] for key in _MERGEABLE})
+        current, merged = self.plan_merge(slug, {k: v for k, v in changes.items() if v is not UNSET})
+        if merged != {key: getattr(current, key) for key in _MERGEABLE}:
+            self.update_customer(slug, **merged)
+        return current.model_copy(update=merged)
 
     def probe(self) -> str:
         self.transport.request("GET", api_path("customers"), params={"limit": 1})

@@ -20,6 +20,7 @@ from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.transport import Problem, Raw, VendorRules, api_path, escape_segment, json_or_none
 from airflow_provider_crm.transport.paths import segment
 from airflow_provider_crm.transport.rules import require_json
+from airflow_provider_crm.transport.waits import parse_reset
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,17 @@ class KustomerRules(VendorRules):
     vendor = "Kustomer"
     rate_limit_default_wait = 60.0
     """Kustomer's window is one minute; with no hint, wait for it to roll over."""
+
+    def pause_after(self, response: requests.Response) -> float:
+        """When ``x-ratelimit-remaining`` reaches 0, wait for the window to reset before sending more."""
+        remaining = response.headers.get("x-ratelimit-remaining")
+        if remaining is None or response.status_code == 429:
+            return 0.0
+        try:
+            exhausted = float(remaining) <= 0
+        except ValueError:
+            return 0.0
+        return (parse_reset(response.headers.get("x-ratelimit-reset")) or 1.0) if exhausted else 0.0
 
     def parse_problem(self, response: requests.Response) -> Problem:
         """Read either error shape: ``{errors: [{code, message, meta}]}`` or JSON:API errors."""
@@ -73,6 +85,8 @@ class KustomerHook(CrmHook):
     default_conn_name = "kustomer_default"
     hook_name = "Kustomer"
     vendor_rules = KustomerRules()
+    default_rate_limit = 1000 / 60
+    """Kustomer's Enterprise org-wide budget, 1,000 requests a minute (shared by all keys)."""
 
     def __init__(self, kustomer_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(conn_id=kustomer_conn_id, **kwargs)
@@ -112,7 +126,7 @@ class KustomerHook(CrmHook):
 
     # -- writes -------------------------------------------------------------------------------
 
-    def create_kobject(
+    def create_or_get_kobject(
         self,
         klass_name: str,
         *,
@@ -124,8 +138,8 @@ class KustomerHook(CrmHook):
         tags: list[str] | None = None,
         data: dict[str, Any] | None = None,
         imported_at: Any = None,
-    ) -> KObject:
-        """Create a KObject, never twice.
+    ) -> tuple[KObject, bool]:
+        """Create a KObject, never twice; also say whether this call created it.
 
         With ``external_id`` an unknown outcome (connection lost after sending, timeout, 5xx)
         is resolved by looking the record up before sending again, and a 409 for an external id
@@ -166,9 +180,36 @@ class KustomerHook(CrmHook):
         except CrmConflictError:
             if not external_id or (existing := self._lookup(klass_name, external_id)) is None:
                 raise
-            log.warning("%s already exists; returning the stored KObject %s", record, existing.json()["data"]["id"])
-            response = existing
-        return self._parse(response)
+            log.warning("%s: the external id already exists; returning the stored KObject", record)
+            return self._parse(existing), False
+        return self._parse(response), True
+
+    def create_kobject(
+        self,
+        klass_name: str,
+        *,
+        title: str,
+        custom: dict[str, Any] | None = None,
+        external_id: str | None = None,
+        customer_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        imported_at: Any = None,
+    ) -> KObject:
+        """Create a KObject, never twice (see :meth:`create_or_get_kobject`)."""
+        kobject, _ = self.create_or_get_kobject(
+            klass_name,
+            title=title,
+            custom=custom,
+            external_id=external_id,
+            customer_id=customer_id,
+            description=description,
+            tags=tags,
+            data=data,
+            imported_at=imported_at,
+        )
+        return kobject
 
     def update_kobject(
         self,

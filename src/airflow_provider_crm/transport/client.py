@@ -19,6 +19,7 @@ from airflow_provider_crm.errors import (
     CrmError,
     CrmOutcomeUnknownError,
 )
+from airflow_provider_crm.transport.limiter import RateLimiter
 from airflow_provider_crm.transport.rules import Disposition, VendorRules
 from airflow_provider_crm.transport.waits import RetrySettings, backoff_delay
 
@@ -110,6 +111,7 @@ class HttpTransport:
     verify: bool | str = True
     proxies: Mapping[str, str] | None = None
     pool_size: int = 16
+    limiter: RateLimiter | None = None
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
     session: requests.Session = field(init=False, repr=False)
@@ -184,12 +186,16 @@ class HttpTransport:
                 self._note_pause(self.rules.pause_after(response))
                 error = self.rules.error_for(response)
                 if error is None:
+                    if self.limiter is not None:
+                        self.limiter.succeeded()
                     return response
                 failure = error
                 disposition = self.rules.disposition(error)
                 hinted = self.rules.retry_wait(error)
                 wait = backoff_delay(attempt, self.retry, self.rng) if hinted is None else hinted
                 wait = min(wait, self.retry.max_single_wait)
+                if error.status == 429 and self.limiter is not None:
+                    self.limiter.throttle(wait)
 
             if disposition is Disposition.FINAL:
                 raise failure
@@ -216,11 +222,19 @@ class HttpTransport:
                     return found
 
     def _note_pause(self, pause: float) -> None:
-        if pause > 0:
-            self._not_before = max(self._not_before, time.monotonic() + min(pause, self.retry.max_single_wait))
+        if pause <= 0:
+            return
+        pause = min(pause, self.retry.max_single_wait)
+        if self.limiter is not None:
+            self.limiter.pause(pause)
+        else:
+            self._not_before = max(self._not_before, time.monotonic() + pause)
 
     def _hold_back(self) -> None:
-        """Slow down before the vendor's limit is hit, as its rate-limit headers asked."""
+        """Slow down before the vendor's limit is hit: the rate limiter, and what headers asked."""
+        if self.limiter is not None:
+            self.limiter.acquire()
+            return
         delay = self._not_before - time.monotonic()
         if delay > 0:
             log.info("%s: rate-limit budget is low; pausing %.2fs", self.rules.vendor, delay)

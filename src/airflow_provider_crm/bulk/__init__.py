@@ -1,0 +1,1 @@
+"""Bulk record sync: stream records in, write them at the vendor's rate, account for each one."""

@@ -1,0 +1,298 @@
+"""Write a stream of records with bounded concurrency, one outcome per record, resumable.
+
+Memory stays flat however long the input is: records are read lazily, at most a few units are in
+flight, and completed positions are folded into a low-water mark (every record before it is done)
+that is also what a retried task resumes from.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from airflow_provider_crm.bulk.ledger import (
+    CREATED,
+    INVALID,
+    NOT_ATTEMPTED,
+    REJECTED,
+    UNCHANGED,
+    UPDATED,
+    WOULD_CREATE,
+    WOULD_UPDATE,
+    Ledger,
+    Outcome,
+)
+from airflow_provider_crm.bulk.policy import ErrorPolicy
+from airflow_provider_crm.bulk.sources import BadRecord
+from airflow_provider_crm.errors import CrmValidationError
+
+log = logging.getLogger(__name__)
+
+IDS_IN_SUMMARY = 100
+"""Up to this many records, the XCom summary carries the key → remote id map."""
+CHECKPOINT_EVERY_SECONDS = 5.0
+
+
+class Item:
+    """One input record on its way through: position, key and the validated request."""
+
+    __slots__ = ("index", "key", "prepared", "record")
+
+    def __init__(self, index: int, key: str, record: Any, prepared: Any) -> None:
+        self.index = index
+        self.key = key
+        self.record = record
+        self.prepared = prepared
+
+
+class RecordWriter(Protocol):
+    """What a vendor contributes: how to key, check, write and preview records."""
+
+    batch_size: int
+
+    def key(self, record: dict[str, Any], index: int) -> str: ...
+
+    def prepare(self, record: dict[str, Any]) -> Any:
+        """Validate and build the request; raise :class:`CrmValidationError` for a bad record."""
+
+    def write(self, items: list[Item]) -> list[Outcome]:
+        """Write the items (one, or a batch) and return one outcome per item."""
+
+    def preview(self, items: list[Item]) -> list[Outcome]:
+        """Resolve what can be resolved without writing (dry run)."""
+
+
+class Progress(Protocol):
+    """Where a task keeps how far it got (and what it counted), so a retry can skip what is done."""
+
+    def load(self) -> tuple[int, dict[str, int]]: ...
+
+    def save(self, done_through: int, counts: dict[str, int]) -> None: ...
+
+
+@dataclass
+class Summary:
+    """Counts for XCom: bounded in size, never the payloads."""
+
+    total: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+    resumed_from: int = 0
+    elapsed_s: float = 0.0
+    ids: dict[str, str] = field(default_factory=dict)
+    ledger_path: str | None = None
+    dead_letter_path: str | None = None
+    rate_limited: int = 0
+    dry_run: bool = False
+
+    def add(self, outcome: Outcome) -> None:
+        self.total += 1
+        self.counts[outcome.action] = self.counts.get(outcome.action, 0) + 1
+        if outcome.remote_id and len(self.ids) <= IDS_IN_SUMMARY:
+            self.ids[outcome.key] = outcome.remote_id
+
+    @property
+    def rejected(self) -> int:
+        return self.counts.get(REJECTED, 0) + self.counts.get(INVALID, 0)
+
+    def as_xcom(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "total": self.total,
+            **{action: self.counts.get(action, 0) for action in (CREATED, UPDATED, UNCHANGED, REJECTED)},
+            "resumed_from": self.resumed_from,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "records_per_s": round(self.total / self.elapsed_s, 2) if self.elapsed_s > 0 else None,
+            "rate_limited": self.rate_limited,
+            "ledger_path": self.ledger_path,
+            "dead_letter_path": self.dead_letter_path,
+        }
+        if self.dry_run:
+            result.update({action: self.counts.get(action, 0) for action in (WOULD_CREATE, WOULD_UPDATE, INVALID)})
+        if self.counts.get(NOT_ATTEMPTED):
+            result[NOT_ATTEMPTED] = self.counts[NOT_ATTEMPTED]
+        if self.total <= IDS_IN_SUMMARY:
+            result["ids"] = dict(self.ids)
+        return result
+
+
+class _LowWater:
+    """Tracks the first position not yet done, from completions that arrive out of order.
+
+    ``counts`` holds the actions of the records before the mark, so a resumed try can report
+    (and apply its policy to) the whole input, not only the part it wrote.
+    """
+
+    def __init__(self, start: int, counts: dict[str, int]) -> None:
+        self.mark = start
+        self.counts = dict(counts)
+        self._done: dict[int, str | None] = {}
+
+    def complete(self, index: int, action: str | None) -> None:
+        """Record a finished position; ``action`` None means it must be tried again on resume."""
+        self._done[index] = action
+        while self.mark in self._done and self._done[self.mark] is not None:
+            finished = self._done.pop(self.mark)
+            assert finished is not None
+            self.counts[finished] = self.counts.get(finished, 0) + 1
+            self.mark += 1
+
+
+class BulkRunner:
+    """Runs a :class:`RecordWriter` over records and accounts for each one."""
+
+    def __init__(
+        self,
+        writer: RecordWriter,
+        ledger: Ledger,
+        policy: ErrorPolicy,
+        *,
+        max_workers: int = 4,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        rate_limited: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.writer = writer
+        self.ledger = ledger
+        self.policy = policy
+        self.max_workers = max(1, max_workers)
+        self.dry_run = dry_run
+        self.progress = progress
+        self.rate_limited = rate_limited
+        self._lock = threading.Lock()
+
+    def run(self, records: Iterable[dict[str, Any] | BadRecord]) -> Summary:
+        started = time.monotonic()
+        resume_from, earlier = self.progress.load() if self.progress and not self.dry_run else (0, {})
+        summary = Summary(resumed_from=resume_from, dry_run=self.dry_run)
+        summary.counts.update(earlier)
+        summary.total = sum(earlier.values())
+        summary.ledger_path = self.ledger.ledger.path
+        summary.dead_letter_path = self.ledger.dead_letter.path
+        low_water = _LowWater(resume_from, earlier)
+        last_checkpoint = time.monotonic()
+        stopped = False
+        in_flight: dict[Future[list[Outcome]], list[Item]] = {}
+        stream = enumerate(records)
+        try:
+            with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="crm-bulk") as pool:
+                try:
+                    for unit in self._units(stream, resume_from, summary, low_water):
+                        while len(in_flight) >= self.max_workers * 2:
+                            stopped = self._collect(in_flight, summary, low_water, block=True) or stopped
+                        if stopped:
+                            self._not_attempted(unit, summary, low_water)
+                            continue
+                        action = self.writer.preview if self.dry_run else self.writer.write
+                        in_flight[pool.submit(action, unit)] = unit
+                        stopped = self._collect(in_flight, summary, low_water, block=False) or stopped
+                        if self.progress and time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_SECONDS:
+                            self._checkpoint(low_water, summary)
+                            last_checkpoint = time.monotonic()
+                    while in_flight:
+                        self._collect(in_flight, summary, low_water, block=True)
+                except BaseException:
+                    # Don't start queued units once the run is failing; let running ones finish.
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+        finally:
+            if self.progress and not self.dry_run:
+                self._checkpoint(low_water, summary)
+            summary.elapsed_s = time.monotonic() - started
+            summary.rate_limited = self.rate_limited()
+            self.ledger.close()
+        return summary
+
+    def _units(
+        self,
+        stream: Iterator[tuple[int, dict[str, Any] | BadRecord]],
+        resume_from: int,
+        summary: Summary,
+        low_water: _LowWater,
+    ) -> Iterator[list[Item]]:
+        """Validated items grouped into write units; bad records are accounted for on the spot."""
+        batch: list[Item] = []
+        for index, record in stream:
+            if index < resume_from:
+                continue
+            item = self._prepare(index, record, summary, low_water)
+            if item is None:
+                continue
+            batch.append(item)
+            if len(batch) >= self.writer.batch_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _prepare(
+        self, index: int, record: dict[str, Any] | BadRecord, summary: Summary, low_water: _LowWater
+    ) -> Item | None:
+        if isinstance(record, BadRecord):
+            outcome = Outcome(index, f"#{index}", self._refused, error_code="bad_record", error_message=record.reason)
+            self._account(outcome, {"_raw": record.raw}, summary, low_water)
+            return None
+        key = self.writer.key(record, index)
+        try:
+            return Item(index, key, record, self.writer.prepare(record))
+        except CrmValidationError as exc:
+            outcome = Outcome(index, key, self._refused, error_code="validation_error", error_message=str(exc))
+            self._account(outcome, record, summary, low_water)
+            return None
+
+    @property
+    def _refused(self) -> str:
+        return INVALID if self.dry_run else REJECTED
+
+    def _collect(
+        self,
+        in_flight: dict[Future[list[Outcome]], list[Item]],
+        summary: Summary,
+        low_water: _LowWater,
+        *,
+        block: bool,
+    ) -> bool:
+        """Account for finished units; True when the policy says to stop sending."""
+        if not in_flight:
+            return False
+        done, _ = wait(list(in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        stop = False
+        for future in done:
+            unit = in_flight.pop(future)
+            error = future.exception()
+            if error is not None:  # systemic (auth, configuration) or a bug: stop the run
+                raise error
+            records = {item.index: item.record for item in unit}
+            for outcome in future.result():
+                stop = self._account(outcome, records.get(outcome.index), summary, low_water) or stop
+        return stop
+
+    def _checkpoint(self, low_water: _LowWater, summary: Summary) -> None:
+        """Save the low-water mark with the counts of the records before it."""
+        assert self.progress is not None
+        with self._lock:
+            self.progress.save(low_water.mark, dict(low_water.counts))
+
+    def _account(self, outcome: Outcome, record: Any, summary: Summary, low_water: _LowWater) -> bool:
+        # A record the policy fails on is not "done": a retry must try it again. Neither is one
+        # that was never sent.
+        done = outcome.action != NOT_ATTEMPTED and not (outcome.rejected and self.policy.fail_fast)
+        with self._lock:
+            self.ledger.record(outcome, record)
+            summary.add(outcome)
+            low_water.complete(outcome.index, outcome.action if done else None)
+        return self.policy.on_outcome(outcome)
+
+    def _not_attempted(self, unit: list[Item], summary: Summary, low_water: _LowWater) -> None:
+        for item in unit:
+            outcome = Outcome(
+                item.index,
+                item.key,
+                NOT_ATTEMPTED,
+                status="skipped",
+                error_message="not sent: the run stopped after a rejected record (on_record_error='fail')",
+            )
+            self._account(outcome, item.record, summary, low_water)

@@ -1,0 +1,221 @@
+"""Bulk operators: write every record of a list (from XCom) or a file, at the vendor's rate limit.
+
+Each writes a per-record ledger (JSON Lines: key, remote id, action, status, error), sends
+rejected records whole to a dead-letter file that the same operator accepts as input for a retry,
+and returns a compact summary (counts, and the key → id map for up to 100 records) as its XCom.
+See :mod:`airflow_provider_crm.bulk.writers` for each vendor's record shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider_crm.bulk.runner import RecordWriter
+    from airflow_provider_crm.hooks.base import CrmHook
+
+_COMMON_TEMPLATES = ("records", "source", "ledger_path", "dead_letter_path")
+
+
+class BulkWriteOperator(BaseOperator):
+    """Shared machinery; subclasses say which hook and which record writer to use.
+
+    :param records: a list of records (e.g. ``upstream.output``), or JSON text of one.
+    :param source: instead of ``records``, a ``.jsonl``/``.ndjson``/``.csv``/``.json`` file, local or
+        any ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ... where its provider is installed);
+        read as a stream.
+    :param ledger_path: where to write one JSON line per input record.
+    :param dead_letter_path: where to write each rejected record (replayable as ``source``).
+    :param on_record_error: ``fail`` (stop at the first rejected record), ``warn`` or ``skip``.
+    :param max_reject_ratio: with ``warn``/``skip``, the share of rejected records above which the
+        task fails. A run in which every record was rejected always fails.
+    :param dry_run: validate every record and resolve what can be resolved (lookups), write
+        nothing, report would-create / would-update / invalid.
+    :param max_workers: concurrent requests (per-record vendors) or batches (HubSpot).
+    :param rate_limit: requests per second for this task; default: the connection's
+        ``rate_limit_per_second`` extra, else the vendor's documented limit.
+    """
+
+    template_fields: Sequence[str] = _COMMON_TEMPLATES
+    ui_color = "#f0f0ff"
+
+    def __init__(
+        self,
+        *,
+        records: Any = None,
+        source: str | None = None,
+        ledger_path: str | None = None,
+        dead_letter_path: str | None = None,
+        on_record_error: str = "fail",
+        max_reject_ratio: float = 0.0,
+        dry_run: bool = False,
+        max_workers: int = 4,
+        rate_limit: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from airflow_provider_crm.bulk.policy import ErrorPolicy
+
+        ErrorPolicy(on_record_error, max_reject_ratio)  # refuse bad settings when the DAG is parsed
+        self.records = records
+        self.source = source
+        self.ledger_path = ledger_path
+        self.dead_letter_path = dead_letter_path
+        self.on_record_error = on_record_error
+        self.max_reject_ratio = max_reject_ratio
+        self.preview_only = dry_run
+        self.max_workers = max_workers
+        self.rate_limit = rate_limit
+
+    def make_hook(self) -> CrmHook:
+        raise NotImplementedError
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        raise NotImplementedError
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_crm.bulk.ledger import JsonLinesWriter, Ledger
+        from airflow_provider_crm.bulk.policy import ErrorPolicy
+        from airflow_provider_crm.bulk.progress import TaskStateProgress
+        from airflow_provider_crm.bulk.runner import BulkRunner
+        from airflow_provider_crm.bulk.sources import iter_records
+
+        policy = ErrorPolicy(self.on_record_error, self.max_reject_ratio)
+        hook = self.make_hook()
+        hook.use_rate_limit(self.rate_limit)
+        progress = None if self.preview_only else TaskStateProgress.from_context(context)
+        resuming = progress is not None and progress.load()[0] > 0
+        ledger = Ledger(
+            JsonLinesWriter(self.ledger_path, append=resuming),
+            JsonLinesWriter(None if self.preview_only else self.dead_letter_path, append=resuming),
+        )
+        limiter = hook.transport.limiter
+        runner = BulkRunner(
+            self.make_writer(hook),
+            ledger,
+            policy,
+            max_workers=self.max_workers,
+            dry_run=self.preview_only,
+            progress=progress,
+            rate_limited=lambda: limiter.throttled if limiter else 0,
+        )
+        records = None if self.source else (self.records if self.records is not None else [])
+        summary = runner.run(iter_records(records, self.source))
+        result = summary.as_xcom()
+        self.log.info("bulk %s: %s", "dry run" if self.preview_only else "write", result)
+        if not self.preview_only:
+            ti = context.get("ti") if context else None
+            if ti is not None:
+                ti.xcom_push(key="summary", value=result)
+            policy.check(rejected=summary.rejected, total=summary.total)
+        return result
+
+
+class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
+    """Create KObjects of ``klass_name``; a record whose ``external_id`` already exists is ``unchanged``."""
+
+    template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "klass_name")
+
+    def __init__(self, *, klass_name: str, kustomer_conn_id: str = "kustomer_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.klass_name = klass_name
+        self.kustomer_conn_id = kustomer_conn_id
+
+    def make_hook(self) -> CrmHook:
+        from airflow_provider_crm.hooks.kustomer import KustomerHook
+
+        return KustomerHook(kustomer_conn_id=self.kustomer_conn_id)
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        from airflow_provider_crm.bulk.writers import KustomerCreateWriter
+
+        return KustomerCreateWriter(hook, self.klass_name)
+
+
+class KustomerBulkUpdateKObjectsOperator(KustomerBulkCreateKObjectsOperator):
+    """Update KObjects of ``klass_name``; each record carries the KObject ``id``."""
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        from airflow_provider_crm.bulk.writers import KustomerUpdateWriter
+
+        return KustomerUpdateWriter(hook, self.klass_name)
+
+
+class KaitenBulkUpdateCustomersOperator(BulkWriteOperator):
+    """Update Kaiten customers by ``slug``; absent fields keep their value, ``null`` clears."""
+
+    def __init__(self, *, kaiten_conn_id: str = "kaiten_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kaiten_conn_id = kaiten_conn_id
+
+    def make_hook(self) -> CrmHook:
+        from airflow_provider_crm.hooks.kaiten import KaitenHook
+
+        return KaitenHook(kaiten_conn_id=self.kaiten_conn_id)
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        from airflow_provider_crm.bulk.writers import KaitenWriter
+
+        return KaitenWriter(hook)
+
+
+class MicroBaseBulkUpdateCustomersOperator(BulkWriteOperator):
+    """``customer.update`` for each record (keyed by ``id``)."""
+
+    def __init__(self, *, microbase_conn_id: str = "microbase_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.microbase_conn_id = microbase_conn_id
+
+    def make_hook(self) -> CrmHook:
+        from airflow_provider_crm.hooks.microbase import MicroBaseHook
+
+        return MicroBaseHook(microbase_conn_id=self.microbase_conn_id)
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        from airflow_provider_crm.bulk.writers import MicroBaseWriter
+
+        return MicroBaseWriter(hook)
+
+
+class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
+    """Batch-update orders, 100 per call; records ``{"id", "properties"}``."""
+
+    template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "id_property")
+    upsert = False
+
+    def __init__(
+        self,
+        *,
+        id_property: str | None = None,
+        clear_nulls: bool = False,
+        hubspot_conn_id: str = "hubspot_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.id_property = id_property
+        self.clear_nulls = clear_nulls
+        self.hubspot_conn_id = hubspot_conn_id
+
+    def make_hook(self) -> CrmHook:
+        from airflow_provider_crm.hooks.hubspot import HubSpotHook
+
+        return HubSpotHook(hubspot_conn_id=self.hubspot_conn_id)
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        from airflow_provider_crm.bulk.writers import HubSpotBatchWriter
+
+        return HubSpotBatchWriter(hook, upsert=self.upsert, id_property=self.id_property, clear_nulls=self.clear_nulls)
+
+
+class HubSpotBulkUpsertOrdersOperator(HubSpotBulkUpdateOrdersOperator):
+    """Create or update orders by the unique property ``id_property``, 100 per call."""
+
+    upsert = True
+
+    def __init__(self, *, id_property: str, **kwargs: Any) -> None:
+        super().__init__(id_property=id_property, **kwargs)
