@@ -39,20 +39,21 @@ class ErrorPolicy:
         self.on_record_error = on_record_error
         self.max_reject_ratio = float(max_reject_ratio)
         self.first_rejection: Outcome | None = None
+        self.stop_sending = False
 
     @property
     def fail_fast(self) -> bool:
         return self.on_record_error == "fail"
 
-    def on_outcome(self, outcome: Outcome) -> bool:
-        """Note one outcome; True when the run should stop sending."""
+    def on_outcome(self, outcome: Outcome) -> None:
+        """Note one outcome; sets :attr:`stop_sending` when the run should send no more."""
         if not outcome.rejected:
-            return False
+            return
         if self.first_rejection is None:
             self.first_rejection = outcome
         if self.on_record_error == "warn":
             log.warning("record %s rejected: %s %s", outcome.key, outcome.error_code, outcome.error_message)
-        return self.fail_fast
+        self.stop_sending = self.stop_sending or self.fail_fast
 
     def check(self, *, rejected: int, total: int) -> None:
         """Raise :class:`BulkRejectedError` when the run's rejections break the policy."""

@@ -174,7 +174,6 @@ class BulkRunner:
         summary.dead_letter_path = self.ledger.dead_letter.path
         low_water = _LowWater(resume_from, earlier)
         last_checkpoint = time.monotonic()
-        stopped = False
         in_flight: dict[Future[list[Outcome]], list[Item]] = {}
         stream = enumerate(records)
         try:
@@ -182,13 +181,13 @@ class BulkRunner:
                 try:
                     for unit in self._units(stream, resume_from, summary, low_water):
                         while len(in_flight) >= self.max_workers * 2:
-                            stopped = self._collect(in_flight, summary, low_water, block=True) or stopped
-                        if stopped:
+                            self._collect(in_flight, summary, low_water, block=True)
+                        if self.policy.stop_sending:
                             self._not_attempted(unit, summary, low_water)
                             continue
                         action = self.writer.preview if self.dry_run else self.writer.write
                         in_flight[pool.submit(action, unit)] = unit
-                        stopped = self._collect(in_flight, summary, low_water, block=False) or stopped
+                        self._collect(in_flight, summary, low_water, block=False)
                         if self.progress and time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_SECONDS:
                             self._checkpoint(low_water, summary)
                             last_checkpoint = time.monotonic()
@@ -254,12 +253,11 @@ class BulkRunner:
         low_water: _LowWater,
         *,
         block: bool,
-    ) -> bool:
-        """Account for finished units; True when the policy says to stop sending."""
+    ) -> None:
+        """Account for finished units."""
         if not in_flight:
-            return False
+            return
         done, _ = wait(list(in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        stop = False
         for future in done:
             unit = in_flight.pop(future)
             error = future.exception()
@@ -267,8 +265,7 @@ class BulkRunner:
                 raise error
             records = {item.index: item.record for item in unit}
             for outcome in future.result():
-                stop = self._account(outcome, records.get(outcome.index), summary, low_water) or stop
-        return stop
+                self._account(outcome, records.get(outcome.index), summary, low_water)
 
     def _checkpoint(self, low_water: _LowWater, summary: Summary) -> None:
         """Save the low-water mark with the counts of the records before it."""
@@ -276,7 +273,7 @@ class BulkRunner:
         with self._lock:
             self.progress.save(low_water.mark, dict(low_water.counts))
 
-    def _account(self, outcome: Outcome, record: Any, summary: Summary, low_water: _LowWater) -> bool:
+    def _account(self, outcome: Outcome, record: Any, summary: Summary, low_water: _LowWater) -> None:
         # A record the policy fails on is not "done": a retry must try it again. Neither is one
         # that was never sent.
         done = outcome.action != NOT_ATTEMPTED and not (outcome.rejected and self.policy.fail_fast)
@@ -284,7 +281,7 @@ class BulkRunner:
             self.ledger.record(outcome, record)
             summary.add(outcome)
             low_water.complete(outcome.index, outcome.action if done else None)
-        return self.policy.on_outcome(outcome)
+            self.policy.on_outcome(outcome)
 
     def _not_attempted(self, unit: list[Item], summary: Summary, low_water: _LowWater) -> None:
         for item in unit:
