@@ -30,7 +30,10 @@ def get_provider_info() -> dict[str, Any]:
             for name, _, module in _INTEGRATIONS
         ],
         "operators": [
-            {"integration-name": name, "python-modules": [f"airflow_provider_crm.operators.{module}"]}
+            {
+                "integration-name": name,
+                "python-modules": [f"airflow_provider_crm.operators.{module}", "airflow_provider_crm.operators.bulk"],
+            }
             for name, _, module in _INTEGRATIONS
         ],
         "connection-types": connection_type_entries(),
