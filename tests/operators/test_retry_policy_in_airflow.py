@@ -1,0 +1,35 @@
+"""The retry policy inside real Airflow 3.3: permanent errors fail on the first try despite retries."""
+
+from __future__ import annotations
+
+from airflow_provider_crm.sandbox import Sandbox, ServerError
+from tests.helpers import task_states
+
+DAG = """
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_crm.operators.kustomer import KustomerUpdateKObjectOperator
+from airflow_provider_crm.retry_policy import crm_retry_kwargs
+
+with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+         default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=0), **crm_retry_kwargs()}):
+    KustomerUpdateKObjectOperator(task_id="update", klass_name="orders", kobject_id=KOBJECT_ID, title="new")
+"""
+
+
+def test_not_found_fails_at_once(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
+    run = run_dag(DAG.replace("KOBJECT_ID", repr("0" * 24)))
+    assert task_states(run) == {"update": "failed"}
+    [ti] = run.get_task_instances()  # type: ignore[attr-defined]
+    assert ti.try_number == 1, "no retry for a 404"
+    assert len(sandbox.writes("kustomer")) == 1
+
+
+def test_transient_failure_is_retried_by_the_task(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
+    kobject = sandbox.kustomer.seed("orders", {"title": "old"})
+    sandbox.inject("kustomer", ServerError(status=503, count=5))  # outlasts the hook's 5 attempts once
+    run = run_dag(DAG.replace("KOBJECT_ID", repr(kobject["id"])))
+    assert task_states(run) == {"update": "success"}
+    [ti] = run.get_task_instances()  # type: ignore[attr-defined]
+    assert ti.try_number == 2
+    assert sandbox.state("kustomer").get("orders", kobject["id"])["title"] == "new"
