@@ -64,5 +64,7 @@ def test_policy_serialises_and_is_offered_on_3_3() -> None:
     policy = crm_retry_kwargs("Europe/Paris")["retry_policy"]
     assert isinstance(policy, CrmRetryPolicy)
     assert CrmRetryPolicy.deserialize(policy.serialize()).daily_reset_timezone == "Europe/Paris"
-    with pytest.raises(Exception):
+    from zoneinfo import ZoneInfoNotFoundError
+
+    with pytest.raises(ZoneInfoNotFoundError):
         CrmRetryPolicy("Mars/Olympus")

@@ -26,6 +26,8 @@ from airflow_provider_crm.transport.waits import RetrySettings, backoff_delay
 log = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Bodies larger than this are cut off with an error instead of filling the worker's memory."""
 USER_AGENT = f"airflow-provider-crm/{__version__}"
 
 TokenSource = Callable[[], str]
@@ -111,6 +113,7 @@ class HttpTransport:
     verify: bool | str = True
     proxies: Mapping[str, str] | None = None
     pool_size: int = 16
+    max_response_bytes: int = MAX_RESPONSE_BYTES
     limiter: RateLimiter | None = None
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
@@ -173,7 +176,9 @@ class HttpTransport:
                     headers=headers,
                     timeout=self.timeouts.as_tuple(),
                     auth=auth,
+                    stream=True,
                 )
+                self._read_capped(response)
             except requests.RequestException as exc:
                 sent = not request_never_sent(exc)
                 failure = CrmConnectionError(
@@ -220,6 +225,30 @@ class HttpTransport:
                 if found is not None:
                     log.info("%s %s: the earlier attempt went through; using the stored record", method, path)
                     return found
+
+    def _read_capped(self, response: requests.Response) -> None:
+        """Read the body, refusing one longer than :attr:`max_response_bytes` (or endless)."""
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > self.max_response_bytes:
+            response.close()
+            raise self._oversized(response)
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(chunk_size=64 * 1024):
+            size += len(chunk)
+            if size > self.max_response_bytes:
+                response.close()
+                raise self._oversized(response)
+            chunks.append(chunk)
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+    def _oversized(self, response: requests.Response) -> CrmApiError:
+        return CrmApiError(
+            f"response body exceeds the {self.max_response_bytes} byte limit; refusing to read it",
+            vendor=self.rules.vendor,
+            status=response.status_code,
+        )
 
     def _note_pause(self, pause: float) -> None:
         if pause <= 0:
