@@ -106,3 +106,14 @@ def _fresh_rate_limiters() -> Iterator[None]:
     limiter._SHARED.clear()
     yield
     limiter._SHARED.clear()
+
+
+def _hypothesis_profile() -> None:
+    """Fixed seed and bounded examples, so CI runs are repeatable and quick."""
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    settings.load_profile("ci")
+
+
+_hypothesis_profile()

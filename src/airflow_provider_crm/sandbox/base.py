@@ -12,7 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
+from airflow_provider_crm.sandbox.faults import GatewayPage, HttpStatus, RateLimit, ServerError
+from airflow_provider_crm.sandbox.gateway import nginx_error_page
 from airflow_provider_crm.sandbox.messages import SandboxRequest, SandboxResponse
 
 
@@ -68,6 +69,18 @@ class VendorApp(ABC):
         header = request.header("Authorization") or ""
         scheme, _, credential = header.strip().partition(" ")
         return scheme.lower() == "bearer" and credential.strip() == self.token
+
+    def gateway_error(self, request: SandboxRequest, fault: GatewayPage) -> SandboxResponse:
+        """The gateway's HTML page for an injected :class:`GatewayPage`; vendors with their own page override."""
+        return self.server_error(request, ServerError(fault.status, body=fault.body or nginx_error_page(fault.status)))
+
+    def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
+        """413 for a body above the sandbox's cap of ``limit`` bytes (the body was never read)."""
+        return self.server_error(request, HttpStatus(413))
+
+    def is_token_endpoint(self, request: SandboxRequest) -> bool:
+        """Whether the request asks for an OAuth token (chaos leaves these alone unless told otherwise)."""
+        return False
 
     def decorate(self, request: SandboxRequest, response: SandboxResponse) -> None:  # noqa: B027
         """Optional hook: add the headers every answer carries (called once per answered request)."""

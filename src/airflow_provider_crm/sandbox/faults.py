@@ -163,8 +163,51 @@ class DropBeforeStore(Fault):
     kind: ClassVar[str] = "drop_before_store"
 
 
+@dataclass
+class GatewayPage(ServerError):
+    """Answer the HTML error page of the gateway in front of the vendor, without processing the request.
+
+    Clients that parse every error body as JSON trip over this; ``body`` overrides the page.
+    """
+
+    kind: ClassVar[str] = "gateway_page"
+
+    status: int = 502
+
+
+MANGLE_STYLES = ("malformed", "truncated")
+
+
+@dataclass
+class MangledJson(Fault):
+    """Process the request, then answer 200 with a broken JSON body, as a mangling proxy would.
+
+    ``style`` ``"truncated"`` cuts the real body short (``{"data": {"id": "abc"``); ``"malformed"``
+    makes it invalid (a trailing comma). The write is applied, but the client cannot read its outcome.
+    """
+
+    kind: ClassVar[str] = "mangled_json"
+
+    style: str = "truncated"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.style not in MANGLE_STYLES:
+            raise ValueError(f"style must be one of {MANGLE_STYLES}")
+
+
 FAULT_KINDS: dict[str, type[Fault]] = {
-    cls.kind: cls for cls in (RateLimit, ServerError, HttpStatus, Latency, DropAfterStore, DropBeforeStore)
+    cls.kind: cls
+    for cls in (
+        RateLimit,
+        ServerError,
+        HttpStatus,
+        GatewayPage,
+        Latency,
+        DropAfterStore,
+        DropBeforeStore,
+        MangledJson,
+    )
 }
 
 

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
 from airflow_provider_crm.sandbox.base import VendorApp
-from airflow_provider_crm.sandbox.faults import HttpStatus, RateLimit, ServerError
+from airflow_provider_crm.sandbox.faults import GatewayPage, HttpStatus, RateLimit, ServerError
 from airflow_provider_crm.sandbox.hubspot_batch import run_batch
 from airflow_provider_crm.sandbox.hubspot_errors import (
     DAILY,
@@ -221,14 +221,26 @@ class HubSpotApp(VendorApp):
             default_type = JSON_CONTENT_TYPE if looks_json else HTML_CONTENT_TYPE
             response = SandboxResponse(fault.status, fault.body, content_type=content_type or default_type)
         elif fault.status in GATEWAY_TITLES:
-            html, ray_id = gateway_page(fault.status)
-            response = SandboxResponse(fault.status, html, content_type=HTML_CONTENT_TYPE)
-            response.headers["CF-RAY"] = f"{ray_id}-IAD"
+            response = self._gateway_page(fault.status)
         else:
             message = "internal error" if fault.status >= 500 else f"Injected {fault.status} answer"
             response = error_response(fault.status, request.request_id, message)
         response.headers.update(headers)
         return response
+
+    def gateway_error(self, request: SandboxRequest, fault: GatewayPage) -> SandboxResponse:
+        """The Cloudflare-like page, for any status (or ``fault.body``)."""
+        if fault.body is not None:
+            return SandboxResponse(fault.status, fault.body, content_type=HTML_CONTENT_TYPE)
+        return self._gateway_page(fault.status)
+
+    def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
+        """413 ``Error`` document naming the limit."""
+        return error_response(413, request.request_id, f"The request body exceeds the limit of {limit} bytes")
+
+    def is_token_endpoint(self, request: SandboxRequest) -> bool:
+        """``/oauth/...``: the token refresh endpoint."""
+        return self._is_oauth(request)
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         """404 for a path or method no route serves."""
@@ -312,6 +324,13 @@ class HubSpotApp(VendorApp):
         return str(outcome["id"])
 
     # Helpers.
+
+    @staticmethod
+    def _gateway_page(status: int) -> SandboxResponse:
+        html, ray_id = gateway_page(status)
+        response = SandboxResponse(status, html, content_type=HTML_CONTENT_TYPE)
+        response.headers["CF-RAY"] = f"{ray_id}-IAD"
+        return response
 
     @staticmethod
     def _is_oauth(request: SandboxRequest) -> bool:

@@ -28,6 +28,7 @@ from airflow_provider_crm.sandbox.kaiten_problems import (
     LIMIT_REACHED,
     MALFORMED,
     METHOD_NOT_ALLOWED,
+    PAYLOAD_TOO_LARGE,
     RATE_LIMITED,
     ROUTE_NOT_FOUND,
     SLUG_TAKEN,
@@ -185,6 +186,10 @@ class KaitenApp(VendorApp):
         default = "The request was refused" if fault.status < 500 else "The upstream service failed"
         detail = _SERVER_DETAILS.get(fault.status, default)
         return self._problem(request, fault.status, server_code(fault.status), detail)
+
+    def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
+        """413 problem naming the limit."""
+        return self._problem(request, 413, PAYLOAD_TOO_LARGE, f"The request body exceeds {limit} bytes")
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         """404 for an unknown path, 405 (with ``Allow``) for a known path and another method."""

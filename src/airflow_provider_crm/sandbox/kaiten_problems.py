@@ -27,6 +27,7 @@ SLUG_TAKEN = "Customer.SlugTaken"
 LIMIT_REACHED = "Customer.LimitReached"
 VALIDATION_FAILED = "Validation.Failed"
 RATE_LIMITED = "RateLimit.Exceeded"
+PAYLOAD_TOO_LARGE = "Request.TooLarge"
 
 _SERVER_CODES = {
     500: "Internal.Error",

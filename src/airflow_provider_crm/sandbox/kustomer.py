@@ -63,6 +63,7 @@ _STATUS_TITLES = {
     403: ("forbidden", "Forbidden"),
     404: ("not_found", "Not Found"),
     409: ("conflict", "Conflict"),
+    413: ("payload_too_large", "Payload Too Large"),
     429: ("too_many_requests", "Too Many Requests"),
     500: ("internal_server_error", "Internal Server Error"),
     502: ("bad_gateway", "Bad Gateway"),
@@ -175,6 +176,10 @@ class KustomerApp(VendorApp):
         if fault.body is not None:
             return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
         return json_response(fault.status, jsonapi_error(fault.status, "Injected server error"))
+
+    def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
+        """413 with a JSON:API error body."""
+        return json_response(413, jsonapi_error(413, f"Request body exceeds {limit} bytes"))
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         """404 for a path or method no route serves."""

@@ -19,7 +19,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from airflow_provider_crm.sandbox.base import VendorApp
-from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
+from airflow_provider_crm.sandbox.faults import GatewayPage, RateLimit, ServerError
 from airflow_provider_crm.sandbox.messages import (
     InvalidJson,
     QueryDict,
@@ -184,6 +184,20 @@ class MicroBaseApp(VendorApp):
         if fault.status in GATEWAY_STATUSES:
             return gateway_page(fault.status)
         return framework_error(fault.status, _error_message(fault.status), name="Error")
+
+    def gateway_error(self, request: SandboxRequest, fault: GatewayPage) -> SandboxResponse:
+        """NGINX's page, as for 502/503/504 from ``server_error``."""
+        if fault.body is not None:
+            return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
+        return gateway_page(fault.status)
+
+    def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
+        """The body parser's ``entity.too.large`` error through the framework's handler."""
+        return framework_error(413, "request entity too large", type="entity.too.large", limit=limit)
+
+    def is_token_endpoint(self, request: SandboxRequest) -> bool:
+        """The OAuth client-credentials endpoint."""
+        return self._operation_key(request) == TOKEN_PATH
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         """Express's HTML 404 for a path no operation serves."""

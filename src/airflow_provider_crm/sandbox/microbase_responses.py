@@ -10,9 +10,9 @@ NGINX gateway in front answers 502/503/504 with its own HTML page.
 from __future__ import annotations
 
 import html
-from http import HTTPStatus
 from typing import Any
 
+from airflow_provider_crm.sandbox.gateway import nginx_error_page
 from airflow_provider_crm.sandbox.messages import SandboxResponse, json_response
 
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
@@ -56,12 +56,7 @@ def framework_error(http_status: int, message: str, /, **fields: Any) -> Sandbox
 
 def gateway_page(status: int) -> SandboxResponse:
     """NGINX's own error page, as the gateway sends it when the upstream service is missing."""
-    line = f"{status} {HTTPStatus(status).phrase}"
-    page = (
-        f"<html>\r\n<head><title>{line}</title></head>\r\n<body>\r\n"
-        f"<center><h1>{line}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-    )
-    return SandboxResponse(status, page, content_type="text/html")
+    return SandboxResponse(status, nginx_error_page(status), content_type="text/html")
 
 
 def express_not_found(method: str, path: str) -> SandboxResponse:
