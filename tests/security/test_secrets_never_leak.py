@@ -40,7 +40,8 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
                                properties={"hs_order_name": "x"})
     KustomerBulkCreateKObjectsOperator(task_id="k_bulk", klass_name="orders", on_record_error="skip",
         max_reject_ratio=0.9, ledger_path=OUT + "/k.jsonl", dead_letter_path=OUT + "/k-dead.jsonl",
-        records=[{"external_id": "b-1", "title": "ok"}, {"external_id": "b-2", "title": "bad", "custom": {"xNum": "no"}}])
+        records=[{"external_id": "b-1", "title": "ok"},
+                 {"external_id": "b-2", "title": "bad", "custom": {"xNum": "no"}}])
     KaitenBulkUpdateCustomersOperator(task_id="kt_bulk", on_record_error="skip", max_reject_ratio=0.9,
         ledger_path=OUT + "/kt.jsonl", dead_letter_path=OUT + "/kt-dead.jsonl",
         records=[{"slug": "acme-corp", "domain": "acme.io"}, {"slug": "missing-co", "name": "x"}])
