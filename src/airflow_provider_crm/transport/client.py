@@ -18,9 +18,11 @@ from airflow_provider_crm.errors import (
     CrmConnectionError,
     CrmError,
     CrmOutcomeUnknownError,
+    CrmServerError,
+    excerpt,
 )
 from airflow_provider_crm.transport.limiter import RateLimiter
-from airflow_provider_crm.transport.rules import Disposition, VendorRules
+from airflow_provider_crm.transport.rules import Disposition, VendorRules, json_or_none
 from airflow_provider_crm.transport.waits import RetrySettings, backoff_delay
 
 log = logging.getLogger(__name__)
@@ -150,12 +152,15 @@ class HttpTransport:
         idempotent: bool | None = None,
         reconcile: Reconcile | None = None,
         auth: requests.auth.AuthBase | None = None,
+        expect_json: bool = True,
     ) -> requests.Response:
         """Send one logical request, retrying within the configured bounds.
 
         ``path`` must already be built with :func:`~airflow_provider_crm.transport.paths.api_path`.
         ``reconcile`` is called after an unknown outcome of a non-idempotent write; it returns
-        the stored record's response when the write went through, else ``None``.
+        the stored record's response when the write went through, else ``None``. With
+        ``expect_json``, a success whose body is not valid JSON (cut off or mangled by a proxy)
+        counts as an unknown outcome too: the write may have been applied.
         """
         method = method.upper()
         if idempotent is None:
@@ -190,12 +195,15 @@ class HttpTransport:
             else:
                 self._note_pause(self.rules.pause_after(response))
                 error = self.rules.error_for(response)
-                if error is None:
+                garbled = self._garbled(response) if error is None and expect_json else None
+                if error is None and garbled is None:
                     if self.limiter is not None:
                         self.limiter.succeeded()
                     return response
+                error = error or garbled
+                assert error is not None
                 failure = error
-                disposition = self.rules.disposition(error)
+                disposition = Disposition.MAYBE_APPLIED if garbled else self.rules.disposition(error)
                 hinted = self.rules.retry_wait(error)
                 wait = backoff_delay(attempt, self.retry, self.rng) if hinted is None else hinted
                 wait = min(wait, self.retry.max_single_wait)
@@ -225,6 +233,18 @@ class HttpTransport:
                 if found is not None:
                     log.info("%s %s: the earlier attempt went through; using the stored record", method, path)
                     return found
+
+    def _garbled(self, response: requests.Response) -> CrmApiError | None:
+        """A 2xx answer that should carry JSON but carries something unreadable."""
+        if response.status_code == 204 or json_or_none(response) is not None or not response.content.strip():
+            return None
+        return CrmServerError(
+            "the response body is not valid JSON (truncated or mangled); the request may have been applied",
+            vendor=self.rules.vendor,
+            status=response.status_code,
+            code="invalid_response_body",
+            body_excerpt=excerpt(response.text),
+        )
 
     def _read_capped(self, response: requests.Response) -> None:
         """Read the body, refusing one longer than :attr:`max_response_bytes` (or endless)."""
