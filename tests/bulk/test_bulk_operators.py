@@ -205,7 +205,7 @@ def test_hubspot_bulk_update_uses_batches_and_reports_each_failure(
         rate_limit=0,
     ).execute({})
     assert (summary["updated"], summary["rejected"]) == (248, 2)
-    assert [len(e.body["inputs"]) for e in sandbox.writes("hubspot")] == [100, 100, 50]
+    assert sorted(len(e.body["inputs"]) for e in sandbox.writes("hubspot")) == [50, 100, 100]
     rejected = {line["index"]: line for line in read_jsonl(ledger) if line["action"] == "rejected"}
     assert set(rejected) == {10, 200}
     assert rejected[200]["error_code"] == "OBJECT_NOT_FOUND"

@@ -3,7 +3,8 @@
 One loopback HTTP server serves every vendor under its own prefix (``/kustomer``, ``/kaiten``,
 ``/microbase``, ``/hubspot``; a prefix with no emulator yet answers 501). It keeps
 what was written, journals what arrived (credentials redacted), and can be told to misbehave:
-rate limits, 5xx, slow answers, connections dropped before or after a write is stored.
+rate limits, 5xx, slow answers, connections dropped before or after a write is stored, mangled
+bodies, or all of these at random in a seeded, reproducible mix (chaos mode).
 
 In-process (standard library only, no Airflow import)::
 
@@ -14,6 +15,10 @@ In-process (standard library only, no Airflow import)::
         assert sandbox.state("kustomer").kobjects("orders")
         assert [entry.status for entry in sandbox.writes("kustomer")] == [429, 201]
 
+        sandbox.chaos("kustomer", Chaos(seed=7, rate=0.1, slow_seconds=0.5))  # ~10% of requests faulted
+        ...
+        print(sandbox.chaos_stats("kustomer"))  # {"rate_limit": 12, "drop_after_store": 9, ...}
+
 As pytest fixtures: ``pytest_plugins = ["airflow_provider_crm.sandbox.pytest_plugin"]`` gives
 ``crm_sandbox`` (per test) and ``crm_sandbox_session``.
 
@@ -21,16 +26,20 @@ As a server: ``airflow-crm-sandbox --port 8080`` (or ``python -m airflow_provide
 driven from other processes through ``/_sandbox/health``, ``/_sandbox/journal``,
 ``/_sandbox/state/<vendor>``, ``POST /_sandbox/reset``, ``POST /_sandbox/faults/<vendor>``
 (body like ``{"kind": "rate_limit", "count": 2, "retry_after": 1}``) and
-``GET|POST /_sandbox/config/<vendor>``.
+``GET|POST /_sandbox/config/<vendor>`` and ``GET|POST|DELETE /_sandbox/chaos/<vendor>`` (body like
+``{"seed": 7, "rate": 0.1, "mix": {"rate_limit": 2, "slow": 1}}``).
 """
 
 from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.chaos import CHAOS_KINDS, Chaos, ChaosDecision, chaos_from_dict
 from airflow_provider_crm.sandbox.faults import (
     DropAfterStore,
     DropBeforeStore,
     Fault,
+    GatewayPage,
     HttpStatus,
     Latency,
+    MangledJson,
     RateLimit,
     ServerError,
     fault_from_dict,
@@ -43,21 +52,27 @@ from airflow_provider_crm.sandbox.registry import DEFAULT_TOKENS, VENDORS
 from airflow_provider_crm.sandbox.server import Sandbox
 
 __all__ = [
+    "CHAOS_KINDS",
     "DEFAULT_TOKENS",
     "VENDORS",
+    "Chaos",
+    "ChaosDecision",
     "DropAfterStore",
     "DropBeforeStore",
     "Fault",
+    "GatewayPage",
     "HttpStatus",
     "JournalEntry",
     "KustomerApp",
     "KustomerState",
     "Latency",
+    "MangledJson",
     "RateLimit",
     "Sandbox",
     "SandboxRequest",
     "SandboxResponse",
     "ServerError",
     "VendorApp",
+    "chaos_from_dict",
     "fault_from_dict",
 ]

@@ -63,7 +63,7 @@ def describe(sandbox: Sandbox) -> str:
     lines += [
         "",
         f"Control endpoints: {sandbox.url}/_sandbox/health, /_sandbox/journal, /_sandbox/state/<vendor>,",
-        "  POST /_sandbox/reset, POST /_sandbox/faults/<vendor>",
+        "  POST /_sandbox/reset, POST /_sandbox/faults/<vendor>, POST /_sandbox/chaos/<vendor>",
         "",
         "Airflow connections:",
     ]

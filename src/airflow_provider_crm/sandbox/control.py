@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_crm.sandbox.chaos import chaos_from_dict
 from airflow_provider_crm.sandbox.faults import fault_from_dict
 from airflow_provider_crm.sandbox.messages import (
     InvalidJson,
@@ -38,7 +39,8 @@ class _ControlError(Exception):
 
 class ControlApi:
     """Routes: ``GET health``, ``GET journal``, ``GET state/{vendor}``, ``POST reset``,
-    ``GET|DELETE faults``, ``POST faults/{vendor}``, ``GET|POST config/{vendor}``."""
+    ``GET|DELETE faults``, ``POST faults/{vendor}``, ``GET|POST config/{vendor}``,
+    ``GET|POST|DELETE chaos/{vendor}``."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
@@ -53,6 +55,9 @@ class ControlApi:
         add("POST", "/faults/{vendor}", self._add_fault)
         add("GET", "/config/{vendor}", self._config)
         add("POST", "/config/{vendor}", self._configure)
+        add("GET", "/chaos/{vendor}", self._chaos)
+        add("POST", "/chaos/{vendor}", self._start_chaos)
+        add("DELETE", "/chaos/{vendor}", self._stop_chaos)
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> SandboxResponse:
         """Answer a control request; ``path`` is relative to ``/_sandbox``."""
@@ -144,3 +149,38 @@ class ControlApi:
             return json_response(200, app.configure(self._json_object(request)))
         except ValueError as exc:
             raise _ControlError(400, str(exc)) from exc
+
+    def _chaos_report(self, vendor: str, status: int = 200) -> SandboxResponse:
+        board = self._engine.chaos
+        chaos = board.get(vendor)
+        return json_response(
+            status,
+            {
+                "vendor": vendor,
+                "enabled": chaos is not None,
+                "chaos": chaos.to_dict() if chaos is not None else None,
+                "requests": board.requests(vendor),
+                "stats": board.stats(vendor),
+            },
+        )
+
+    def _chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendor = params["vendor"]
+        self._app(vendor)
+        return self._chaos_report(vendor)
+
+    def _start_chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendor = params["vendor"]
+        self._app(vendor)
+        try:
+            chaos = chaos_from_dict(self._json_object(request))
+        except ValueError as exc:
+            raise _ControlError(400, str(exc)) from exc
+        self._engine.chaos.set(vendor, chaos)
+        return self._chaos_report(vendor, 201)
+
+    def _stop_chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        vendor = params["vendor"]
+        self._app(vendor)
+        self._engine.chaos.set(vendor, None)
+        return self._chaos_report(vendor)

@@ -1,7 +1,8 @@
-"""The request pipeline behind the HTTP server: faults, auth, dispatch, journal.
+"""The request pipeline behind the HTTP server: faults, chaos, auth, dispatch, journal.
 
 Kept free of socket code so the order of events is easy to read: a request is journaled with
-what it carried and how it ended, including requests whose connection is dropped.
+what it carried and how it ended, including requests whose connection is dropped. An injected
+fault takes precedence over chaos: a request that consumes an outcome fault draws no chaos.
 """
 
 from __future__ import annotations
@@ -15,17 +16,28 @@ from typing import Any
 from urllib.parse import unquote
 
 from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.chaos_board import ChaosBoard
 from airflow_provider_crm.sandbox.control import ControlApi
 from airflow_provider_crm.sandbox.faults import (
     DropAfterStore,
     DropBeforeStore,
     Fault,
     FaultQueue,
+    GatewayPage,
+    MangledJson,
     RateLimit,
     ServerError,
 )
-from airflow_provider_crm.sandbox.journal import Journal, JournalEntry, redact_body, redact_headers
+from airflow_provider_crm.sandbox.journal import (
+    DEFAULT_JOURNAL_SIZE,
+    Journal,
+    JournalEntry,
+    redact_body,
+    redact_headers,
+)
+from airflow_provider_crm.sandbox.mangle import mangle
 from airflow_provider_crm.sandbox.messages import (
+    JSON_CONTENT_TYPE,
     SandboxRequest,
     SandboxResponse,
     body_for_journal,
@@ -38,6 +50,7 @@ from airflow_provider_crm.sandbox.messages import (
 logger = logging.getLogger(__name__)
 
 CONTROL_PREFIX = "/_sandbox"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,30 +76,73 @@ def _journal_body(response: SandboxResponse) -> Any:
     return response.body
 
 
-class Engine:
-    """Owns the vendor apps, the fault queue and the journal; turns requests into responses."""
+def _mangled(response: SandboxResponse, fault: MangledJson) -> SandboxResponse:
+    """A 200 carrying broken JSON in place of the real answer (headers and ``stored`` kept)."""
+    return SandboxResponse(
+        200,
+        mangle(response.encode(), fault.style),
+        headers=dict(response.headers),
+        stored=response.stored,
+        content_type=JSON_CONTENT_TYPE,
+    )
 
-    def __init__(self, apps: Mapping[str, VendorApp]) -> None:
+
+def _is_control(raw_path: str) -> bool:
+    return raw_path == CONTROL_PREFIX or raw_path.startswith(CONTROL_PREFIX + "/")
+
+
+class Engine:
+    """Owns the vendor apps, the fault queue, chaos and the journal; turns requests into responses.
+
+    ``max_body_bytes`` caps request bodies: the server stops reading above it and answers 413 in
+    the vendor's shape (see :meth:`too_large`), so a huge upload cannot exhaust memory.
+    """
+
+    def __init__(
+        self,
+        apps: Mapping[str, VendorApp],
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        journal_size: int = DEFAULT_JOURNAL_SIZE,
+    ) -> None:
+        if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 0:
+            raise ValueError("max_body_bytes must be a non-negative integer")
         self.apps: dict[str, VendorApp] = dict(apps)
-        self.journal = Journal()
+        self.max_body_bytes = max_body_bytes
+        self.journal = Journal(journal_size)
         self.faults = FaultQueue()
+        self.chaos = ChaosBoard()
         self.control = ControlApi(self)
 
     def reset(self, vendor: str | None = None) -> None:
-        """Clear state, journal and faults (of one vendor, or of all)."""
+        """Clear state, journal, faults and chaos (of one vendor, or of all)."""
         for name, app in self.apps.items():
             if vendor is None or name == vendor:
                 app.reset()
         self.journal.clear(vendor)
         self.faults.clear(vendor)
+        self.chaos.clear(vendor)
 
-    def handle(self, wire: WireRequest) -> SandboxResponse | None:
-        """The response to send, or ``None`` to close the connection without answering."""
-        raw_path, raw_query = split_target(wire.target)
-        if raw_path == CONTROL_PREFIX or raw_path.startswith(CONTROL_PREFIX + "/"):
-            return self.control.handle(wire.method, raw_path[len(CONTROL_PREFIX) :], raw_query, wire.body)
-
+    def too_large(self, wire: WireRequest) -> SandboxResponse:
+        """The 413 for a request whose body (not read, ``wire.body`` empty) exceeds the cap; journaled."""
+        generic = json_response(413, {"error": "request body too large"})
+        raw_path, _ = split_target(wire.target)
+        if _is_control(raw_path):
+            return generic
         seq, timestamp = self.journal.next_seq(), time.time()
+        vendor, app, request = self._request(wire)
+        if app is None:
+            self._record(seq, timestamp, None, request, wire, False, generic, generic.status, None)
+            return generic
+        authorized = app.is_authorized(request)
+        with app.lock:
+            response = app.payload_too_large(request, self.max_body_bytes)
+            app.decorate(request, response)
+        self._record(seq, timestamp, vendor, request, wire, authorized, response, response.status, None)
+        return response
+
+    def _request(self, wire: WireRequest) -> tuple[str, VendorApp | None, SandboxRequest]:
+        """The vendor prefix, its app (``None`` if unknown) and the request relative to that prefix."""
+        raw_path, raw_query = split_target(wire.target)
         prefix, separator, rest = raw_path.removeprefix("/").partition("/")
         vendor = unquote(prefix)
         app = self.apps.get(vendor)
@@ -101,16 +157,36 @@ class Engine:
             body=wire.body,
             request_id=str(uuid.uuid4()),
         )
+        return vendor, app, request
+
+    def handle(self, wire: WireRequest) -> SandboxResponse | None:
+        """The response to send, or ``None`` to close the connection without answering."""
+        raw_path, raw_query = split_target(wire.target)
+        if _is_control(raw_path):
+            return self.control.handle(wire.method, raw_path[len(CONTROL_PREFIX) :], raw_query, wire.body)
+
+        seq, timestamp = self.journal.next_seq(), time.time()
+        vendor, app, request = self._request(wire)
         if app is None:
+            prefix = raw_path.removeprefix("/").partition("/")[0]
             message = f"No sandbox vendor at /{prefix}; known prefixes: {', '.join(self.apps)}"
             missing = json_response(404, {"errors": [{"code": "not_found", "message": message, "meta": {}}]})
             self._record(seq, timestamp, None, request, wire, False, missing, missing.status, None)
             return missing
 
-        delay, outcome = self.faults.take(vendor, wire.method, path)
-        fault_names = ",".join(fault.kind for fault in (delay, outcome) if fault is not None) or None
-        if delay is not None:
-            time.sleep(delay.seconds)
+        delay, outcome = self.faults.take(vendor, wire.method, request.path)
+        labels = [fault.kind for fault in (delay, outcome) if fault is not None]
+        chaos_delay = None
+        if outcome is None:
+            token_endpoint = app.is_token_endpoint(request)
+            decision = self.chaos.draw(vendor, wire.method, request.path, token_endpoint=token_endpoint)
+            if decision is not None:
+                chaos_delay, outcome = decision.as_faults()
+                labels.append(decision.label)
+        fault_names = ",".join(labels) or None
+        for pause in (delay, chaos_delay):
+            if pause is not None:
+                time.sleep(pause.seconds)
         authorized = app.is_authorized(request)
         response = self._respond(app, request, authorized, outcome)
         if response is None or isinstance(outcome, DropAfterStore):
@@ -118,6 +194,8 @@ class Engine:
             return None
         with app.lock:
             app.decorate(request, response)
+        if isinstance(outcome, MangledJson):
+            response = _mangled(response, outcome)
         status = response.status
         self._record(seq, timestamp, vendor, request, wire, authorized, response, status, fault_names)
         return response
@@ -129,6 +207,8 @@ class Engine:
             return None
         if isinstance(outcome, RateLimit):
             return app.rate_limited(request, outcome)
+        if isinstance(outcome, GatewayPage):
+            return app.gateway_error(request, outcome)
         if isinstance(outcome, ServerError):
             return app.server_error(request, outcome)
         if not authorized:

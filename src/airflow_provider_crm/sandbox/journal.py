@@ -19,6 +19,7 @@ from airflow_provider_crm.sandbox.messages import QueryDict
 REDACTED = "<redacted>"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+DEFAULT_JOURNAL_SIZE = 10_000
 
 
 SECRET_FIELDS = frozenset({"client_secret", "refresh_token", "access_token", "id_token", "password", "code"})
@@ -111,7 +112,7 @@ class JournalEntry:
 class Journal:
     """Thread-safe, bounded, append-only list of entries."""
 
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self, max_entries: int = DEFAULT_JOURNAL_SIZE) -> None:
         self._lock = threading.Lock()
         self._entries: deque[JournalEntry] = deque(maxlen=max_entries)
         self._seq = 0

@@ -16,16 +16,16 @@ from types import TracebackType
 from typing import Any
 
 from airflow_provider_crm.sandbox.base import VendorApp
-from airflow_provider_crm.sandbox.engine import Engine, WireRequest
+from airflow_provider_crm.sandbox.chaos import Chaos
+from airflow_provider_crm.sandbox.engine import DEFAULT_MAX_BODY_BYTES, Engine, WireRequest
 from airflow_provider_crm.sandbox.faults import Fault
-from airflow_provider_crm.sandbox.journal import JournalEntry
+from airflow_provider_crm.sandbox.journal import DEFAULT_JOURNAL_SIZE, JournalEntry
 from airflow_provider_crm.sandbox.kustomer import KustomerApp
 from airflow_provider_crm.sandbox.messages import SandboxResponse
 from airflow_provider_crm.sandbox.registry import build_apps
 
 logger = logging.getLogger(__name__)
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
 IDLE_TIMEOUT_SECONDS = 60.0
 STOP_POLL_SECONDS = 0.02  # how often serve_forever checks for stop(); bounds stop() latency
 
@@ -78,7 +78,7 @@ class _Handler(BaseHTTPRequestHandler):
                     pass
                 return b"".join(chunks)
             total += size
-            if total > MAX_BODY_BYTES:
+            if total > self.server.engine.max_body_bytes:
                 raise _BadRequest(413, "request body too large")
             chunks.append(self.rfile.read(size))
             self.rfile.readline(1024)
@@ -95,7 +95,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(400, "invalid Content-Length") from exc
         if length < 0:
             raise _BadRequest(400, "invalid Content-Length")
-        if length > MAX_BODY_BYTES:
+        if length > self.server.engine.max_body_bytes:
             raise _BadRequest(413, "request body too large")
         body = self.rfile.read(length)
         if len(body) != length:
@@ -125,7 +125,11 @@ class _Handler(BaseHTTPRequestHandler):
             body = self._read_body()
         except _BadRequest as exc:
             self.close_connection = True
-            self._send(SandboxResponse(exc.status, {"error": str(exc)}))
+            if exc.status == 413:
+                unread = WireRequest(self.command, self.path, list(self.headers.items()), b"")
+                self._send(self.server.engine.too_large(unread))
+            else:
+                self._send(SandboxResponse(exc.status, {"error": str(exc)}))
             return
         wire = WireRequest(self.command, self.path, list(self.headers.items()), body)
         response = self.server.engine.handle(wire)
@@ -182,13 +186,22 @@ class Sandbox:
     """A running set of vendor emulators behind one HTTP server.
 
     ``Sandbox()`` binds ``127.0.0.1`` on a free port. Use it as a context manager, or call
-    :meth:`start` and :meth:`stop`. Vendor base URLs are ``{url}/{vendor}``.
+    :meth:`start` and :meth:`stop`. Vendor base URLs are ``{url}/{vendor}``. Request bodies above
+    ``max_body_bytes`` are not read and get the vendor's 413. The journal keeps the last
+    ``journal_size`` requests (raise it for long runs that inspect every request).
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, tokens: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: dict[str, str] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        journal_size: int = DEFAULT_JOURNAL_SIZE,
+    ) -> None:
         self.host = host
         self._requested_port = port
-        self._engine = Engine(build_apps(tokens))
+        self._engine = Engine(build_apps(tokens), max_body_bytes, journal_size)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -297,7 +310,7 @@ class Sandbox:
         return self.app(vendor).state
 
     def reset(self, vendor: str | None = None) -> None:
-        """Clear state, journal and faults, and restore default settings (all vendors or one)."""
+        """Clear state, journal, faults and chaos, and restore default settings (all vendors or one)."""
         if vendor is not None:
             self.app(vendor)
         self._engine.reset(vendor)
@@ -326,3 +339,25 @@ class Sandbox:
     def clear_faults(self, vendor: str | None = None) -> None:
         """Disarm faults."""
         self._engine.faults.clear(vendor)
+
+    # Chaos.
+
+    def chaos(self, vendor: str, chaos: Chaos | None) -> None:
+        """Run the vendor in chaos mode (counters start at zero), or turn it off with ``None``."""
+        self.app(vendor)
+        self._engine.chaos.set(vendor, chaos)
+
+    def chaos_settings(self, vendor: str) -> Chaos | None:
+        """The vendor's active chaos settings, ``None`` when off."""
+        self.app(vendor)
+        return self._engine.chaos.get(vendor)
+
+    def chaos_stats(self, vendor: str) -> dict[str, int]:
+        """Chaos faults fired per kind since chaos was last enabled (still readable after turning it off)."""
+        self.app(vendor)
+        return self._engine.chaos.stats(vendor)
+
+    def chaos_requests(self, vendor: str) -> int:
+        """Requests chaos has drawn a decision for since it was last enabled (faulted or not)."""
+        self.app(vendor)
+        return self._engine.chaos.requests(vendor)
