@@ -40,7 +40,7 @@ from airflow_provider_crm.errors import (
     CrmRateLimitError,
     CrmValidationError,
 )
-from airflow_provider_crm.hooks.hubspot import HubSpotHook, prepare_batch_input
+from airflow_provider_crm.hooks.hubspot import BATCH_SIZE, HubSpotHook, prepare_batch_input
 from airflow_provider_crm.hooks.kaiten import KaitenHook
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
@@ -268,9 +268,12 @@ class MicroBaseWriter(PerRecordWriter):
 class HubSpotBatchWriter:
     """Batch update or upsert, 100 inputs per call; HubSpot's per-input errors become outcomes."""
 
-    batch_size = 100
-
-    def __init__(self, hook: HubSpotHook, *, upsert: bool, id_property: str | None, clear_nulls: bool) -> None:
+    def __init__(
+        self, hook: HubSpotHook, *, upsert: bool, id_property: str | None, clear_nulls: bool, batch_size: int = 100
+    ) -> None:
+        if not 1 <= batch_size <= BATCH_SIZE:
+            raise ValueError(f"batch_size must be between 1 and {BATCH_SIZE}, not {batch_size!r}")
+        self.batch_size = batch_size
         self.hook = hook
         self.upsert = upsert
         self.id_property = id_property

@@ -183,7 +183,7 @@ class MicroBaseBulkUpdateCustomersOperator(BulkWriteOperator):
 
 
 class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
-    """Batch-update orders, 100 per call; records ``{"id", "properties"}``."""
+    """Batch-update orders, ``batch_size`` (at most 100) per call; records ``{"id", "properties"}``."""
 
     template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "id_property")
     upsert = False
@@ -193,12 +193,16 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
         *,
         id_property: str | None = None,
         clear_nulls: bool = False,
+        batch_size: int = 100,
         hubspot_conn_id: str = "hubspot_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not 1 <= batch_size <= 100:
+            raise ValueError(f"batch_size must be between 1 and 100 (HubSpot's cap), not {batch_size!r}")
         self.id_property = id_property
         self.clear_nulls = clear_nulls
+        self.batch_size = batch_size
         self.hubspot_conn_id = hubspot_conn_id
 
     def make_hook(self) -> CrmHook:
@@ -209,7 +213,13 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
     def make_writer(self, hook: Any) -> RecordWriter:
         from airflow_provider_crm.bulk.writers import HubSpotBatchWriter
 
-        return HubSpotBatchWriter(hook, upsert=self.upsert, id_property=self.id_property, clear_nulls=self.clear_nulls)
+        return HubSpotBatchWriter(
+            hook,
+            upsert=self.upsert,
+            id_property=self.id_property,
+            clear_nulls=self.clear_nulls,
+            batch_size=self.batch_size,
+        )
 
 
 class HubSpotBulkUpsertOrdersOperator(HubSpotBulkUpdateOrdersOperator):

@@ -1,0 +1,141 @@
+"""Push many records per vendor through the bulk operators while the sandbox injects chaos, then
+check from the sandbox's state and our ledger that nothing was lost, duplicated or left unexplained.
+
+Used by the test suite (1,000 records per vendor) and by ``benchmarks/soak.py`` (10,000).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_crm.operators.bulk import (
+    HubSpotBulkUpsertOrdersOperator,
+    KaitenBulkUpdateCustomersOperator,
+    KustomerBulkCreateKObjectsOperator,
+    MicroBaseBulkUpdateCustomersOperator,
+)
+from airflow_provider_crm.sandbox import Chaos, Sandbox
+
+VENDORS = ("kustomer", "kaiten", "microbase", "hubspot")
+READ_TIMEOUT = 0.5
+SLOW_SECONDS = 0.8
+
+
+@dataclass
+class SuiteResult:
+    vendor: str
+    records: int
+    stored_ok: int
+    rejected_with_reason: int
+    lost: int
+    duplicates: int
+    faults: dict[str, int]
+    requests: int
+    elapsed_s: float
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "vendor": self.vendor,
+            "records": self.records,
+            "written": self.stored_ok,
+            "rejected (with reason)": self.rejected_with_reason,
+            "lost": self.lost,
+            "duplicates": self.duplicates,
+            "faulted requests": sum(self.faults.values()),
+            "requests": self.requests,
+            "seconds": round(self.elapsed_s, 1),
+        }
+
+
+def _connect(sandbox: Sandbox, vendor: str) -> None:
+    conn = sandbox.airflow_connection(vendor) | {"extra": {"read_timeout": READ_TIMEOUT, "max_attempts": 8}}
+    os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(conn)
+
+
+def _seed_and_build(sandbox: Sandbox, vendor: str, n: int, out: Path) -> tuple[Any, list[str]]:
+    """Seed what updates need, and build the operator and the keys of its records."""
+    common = {
+        "task_id": f"fault_suite_{vendor}",
+        "ledger_path": str(out / f"{vendor}-ledger.jsonl"),
+        "dead_letter_path": str(out / f"{vendor}-dead.jsonl"),
+        "on_record_error": "warn",
+        "max_reject_ratio": 0.01,
+        "max_workers": 8,
+        "rate_limit": 0,
+    }
+    keys = [f"{vendor[:2]}-{i:06d}" for i in range(n)]
+    if vendor == "kustomer":
+        records = [{"external_id": k, "title": f"Order {k}", "custom": {"seqNum": i}} for i, k in enumerate(keys)]
+        return KustomerBulkCreateKObjectsOperator(klass_name="orders", records=records, **common), keys
+    if vendor == "kaiten":
+        app = sandbox.app("kaiten")
+        for k in keys:
+            app.seed(k, f"Customer {k}")
+        records = [{"slug": k, "external_customer_id": f"crm-{k}"} for k in keys]
+        return KaitenBulkUpdateCustomersOperator(records=records, **common), keys
+    if vendor == "microbase":
+        app = sandbox.app("microbase")
+        for k in keys:
+            app.seed(id=k, email=f"{k}@example.com")
+        records = [{"id": k, "last_name": f"Name {k}", "tags": ["synced"]} for k in keys]
+        return MicroBaseBulkUpdateCustomersOperator(records=records, **common), keys
+    records = [{"id": k, "properties": {"hs_order_name": f"Order {k}"}} for k in keys]
+    # Batches of 10, so the batch endpoint sees enough requests for the fault rate to bite.
+    op = HubSpotBulkUpsertOrdersOperator(id_property="hs_external_order_id", records=records, batch_size=10, **common)
+    return op, keys
+
+
+def _stored(sandbox: Sandbox, vendor: str) -> Counter[str]:
+    """How many times each key holds the value we wrote (more than once = a duplicate)."""
+    state = sandbox.state(vendor)
+    if vendor == "kustomer":
+        return Counter(o["externalId"] for o in state.kobjects("orders") if o["custom"].get("seqNum") is not None)
+    if vendor == "kaiten":
+        return Counter(c["slug"] for c in state.customers() if c["externalCustomerId"] == f"crm-{c['slug']}")
+    if vendor == "microbase":
+        return Counter(c["id"] for c in state.customers() if c.get("lastName") == f"Name {c['id']}")
+    return Counter(
+        o["properties"].get("hs_external_order_id")
+        for o in state.orders()
+        if o["properties"].get("hs_order_name") == f"Order {o['properties'].get('hs_external_order_id')}"
+    )
+
+
+def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0.1) -> SuiteResult:
+    """One vendor, ``records`` records, ``rate`` of its requests faulted; figures from state and ledger."""
+    with Sandbox(journal_size=1000) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        _connect(sandbox, vendor)
+        operator, keys = _seed_and_build(sandbox, vendor, records, out)
+        sandbox.chaos(vendor, Chaos(seed=seed, rate=rate, slow_seconds=SLOW_SECONDS))
+        started = time.monotonic()
+        try:
+            operator.execute({})
+        finally:
+            elapsed = time.monotonic() - started
+            faults = dict(sandbox.chaos_stats(vendor))
+            requests = sandbox.chaos_requests(vendor)
+            sandbox.chaos(vendor, None)
+            time.sleep(SLOW_SECONDS + 0.2)  # let slow requests land before reading the state
+        stored = _stored(sandbox, vendor)
+        ledger = [json.loads(line) for line in (out / f"{vendor}-ledger.jsonl").read_text().splitlines()]
+        rejected = {line["key"] for line in ledger if line["action"] == "rejected" and line["error_code"]}
+        lost = [k for k in keys if stored[k] == 0 and k not in rejected]
+        return SuiteResult(
+            vendor=vendor,
+            records=records,
+            stored_ok=sum(1 for k in keys if stored[k] >= 1),
+            rejected_with_reason=len(rejected),
+            lost=len(lost),
+            duplicates=sum(count - 1 for count in stored.values() if count > 1),
+            faults={kind: count for kind, count in faults.items() if count},
+            requests=requests,
+            elapsed_s=elapsed,
+        )
