@@ -83,7 +83,10 @@ def run_dag(airflow_db: Path) -> Iterator[Callable[..., object]]:
     written: list[Path] = []
 
     def run(source: str, dag_id: str | None = None) -> object:
-        from airflow.dag_processing.dagbag import DagBag
+        try:
+            from airflow.dag_processing.dagbag import DagBag
+        except ImportError:  # Airflow 3.0/3.1
+            from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
         dag_id = dag_id or f"t_{uuid.uuid4().hex[:12]}"
         path = _DAGS / f"{dag_id}.py"

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+try:
+    from airflow.sdk import BaseHook
+except ImportError:  # Airflow 3.0: the hook base class is not in the Task SDK yet
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef,attr-defined]
+
+__all__ = ["BaseHook", "mask_secret"]
+
 
 def mask_secret(value: Any) -> None:
     """Register a runtime secret with Airflow's masker so it shows as ``***`` in logs."""

@@ -36,6 +36,12 @@ COMMON_FIELDS: dict[str, dict[str, Any]] = {
         "documented limit, 0 = no limit. Use an Airflow pool to cap concurrent tasks across workers.",
         "schema": {"type": _NUMBER, "minimum": 0},
     },
+    "record_url_template": {
+        "label": "Record link template",
+        "description": "URL of a record in the vendor's UI for the task's 'Open record' link, with "
+        "placeholders such as {id}, {klass}, {slug}, {customer_id}.",
+        "schema": {"type": _STRING},
+    },
     "verify_ssl": {
         "label": "Verify TLS certificates",
         "description": "Leave on. Turn off only for a test server with a self-signed certificate.",
@@ -140,6 +146,11 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             "refresh_token": {
                 "label": "OAuth refresh token",
                 "schema": {"type": _STRING, "format": "password"},
+            },
+            "portal_id": {
+                "label": "Portal (hub) id",
+                "description": "Your HubSpot account id; lets tasks link to the order's record page.",
+                "schema": {"type": _STRING},
             },
             **COMMON_FIELDS,
         },

@@ -290,3 +290,19 @@ def test_timeouts_and_tls_come_from_extras(sandbox: Sandbox, monkeypatch) -> Non
     default = KustomerHook().transport
     assert default.timeouts.as_tuple() == (10.0, 30.0)
     assert default.session.verify is True
+
+
+def test_record_url_defaults_to_the_customer_timeline_on_an_org_host(monkeypatch) -> None:
+    import json
+
+    conn = {"conn_type": "kustomer", "host": "https://acme.api.kustomerapp.com", "password": "k" * 20}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    hook = KustomerHook()
+    assert (
+        hook.record_url(id="k1", klass="orders", customer_id="c/1")
+        == "https://acme.kustomerapp.com/app/customers/c%2F1"
+    )
+    assert hook.record_url(id="k1", klass="orders", customer_id=None) is None
+    conn["extra"] = {"record_url_template": "https://x.example/{klass}/{id}/{nope}"}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    assert KustomerHook().record_url(id="k1", klass="orders") is None

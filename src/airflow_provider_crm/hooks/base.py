@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any, ClassVar
+from urllib.parse import quote
 
-from airflow.sdk import BaseHook
-
-from airflow_provider_crm._compat import mask_secret
+from airflow_provider_crm._compat import BaseHook, mask_secret
 from airflow_provider_crm.errors import (
     CrmApiError,
     CrmAuthenticationError,
@@ -183,6 +182,27 @@ class CrmHook(BaseHook):
         if "transport" in self.__dict__:
             self.transport.close()
             del self.__dict__["transport"]
+
+    # -- links to records --------------------------------------------------------------------
+
+    def record_url(self, **ids: Any) -> str | None:
+        """Where a record can be seen in the vendor's UI, or ``None`` when it can't be derived.
+
+        The connection extra ``record_url_template`` (e.g.
+        ``https://acme.kustomerapp.com/app/klasses/{klass}/{id}``) wins; its placeholders are the
+        ids the operator knows. Without it, vendors derive what they can (:meth:`default_record_url`).
+        """
+        template = self.extra("record_url_template")
+        if template:
+            try:
+                return str(template).format_map({k: quote(str(v), safe="") for k, v in ids.items() if v is not None})
+            except (KeyError, ValueError, IndexError):
+                self.log.warning("record_url_template of %s names an unknown placeholder; no link", self.conn_id)
+                return None
+        return self.default_record_url(**ids)
+
+    def default_record_url(self, **ids: Any) -> str | None:
+        return None
 
     # -- the UI's Test button ---------------------------------------------------------------
 

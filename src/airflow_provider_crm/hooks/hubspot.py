@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -30,6 +31,8 @@ from airflow_provider_crm.transport.paths import segment
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 OBJECT_TYPE = "orders"
+ORDERS_OBJECT_TYPE_ID = "0-123"
+"""HubSpot's object type id for orders, used in record page URLs."""
 BATCH_SIZE = 100
 """HubSpot's documented cap on inputs per batch call."""
 DEFAULT_INTERVAL_SECONDS = 10.0
@@ -249,6 +252,15 @@ class HubSpotHook(CrmHook):
         return BatchResult(results=results, errors=sorted(errors, key=lambda e: e.index))
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def default_record_url(self, **ids: Any) -> str | None:
+        """The order's record page, when the connection names the portal (extra ``portal_id``)."""
+        portal = self.extra("portal_id")
+        if not portal or not ids.get("id"):
+            return None
+        app = str(self.extra("app_url", "https://app.hubspot.com")).rstrip("/")
+        portal_id, order_id = quote(str(portal), safe=""), quote(str(ids["id"]), safe="")
+        return f"{app}/contacts/{portal_id}/record/{ORDERS_OBJECT_TYPE_ID}/{order_id}"
 
     def probe(self) -> str:
         self.transport.request("GET", api_path("crm", "v3", "objects", OBJECT_TYPE), params={"limit": 1})

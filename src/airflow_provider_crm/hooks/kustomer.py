@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import requests
 
@@ -238,6 +239,15 @@ class KustomerHook(CrmHook):
         return self._parse(self.transport.request("PUT", path, json=body))
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def default_record_url(self, **ids: Any) -> str | None:
+        """With an org host (``<org>.api.kustomerapp.com``): the linked customer's timeline, where
+        Kustomer shows its KObjects. Other pages need ``record_url_template``."""
+        host = urlsplit(self.base_url()).hostname or ""
+        org, _, rest = host.partition(".")
+        if rest != "api.kustomerapp.com" or not ids.get("customer_id"):
+            return None
+        return f"https://{org}.kustomerapp.com/app/customers/{quote(str(ids['customer_id']), safe='')}"
 
     def probe(self) -> str:
         response = self.transport.request("GET", api_path("v1", "auth", "tokens", "current"))

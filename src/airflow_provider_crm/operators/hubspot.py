@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.links import CrmRecordLink, push_record_url
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -24,6 +26,7 @@ class HubSpotUpdateOrderOperator(BaseOperator):
     template_fields: Sequence[str] = ("order_id", "properties", "id_property")
     template_fields_renderers: ClassVar[dict[str, str]] = {"properties": "json"}
     ui_color = "#fff0ec"
+    operator_extra_links = (CrmRecordLink(),)
 
     def __init__(
         self,
@@ -45,8 +48,8 @@ class HubSpotUpdateOrderOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         from airflow_provider_crm.hooks.hubspot import HubSpotHook
 
-        order = HubSpotHook(hubspot_conn_id=self.hubspot_conn_id).update_order(
-            self.order_id, self.properties, self.id_property, clear_nulls=self.clear_nulls
-        )
+        hook = HubSpotHook(hubspot_conn_id=self.hubspot_conn_id)
+        order = hook.update_order(self.order_id, self.properties, self.id_property, clear_nulls=self.clear_nulls)
         self.log.info("HubSpot order %s is updated (%d properties)", order.id, len(self.properties))
+        push_record_url(context, hook.record_url(id=order.id))
         return order.id

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_crm.errors import CrmValidationError
+from airflow_provider_crm.links import CrmRecordLink, push_record_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,6 +34,7 @@ class KaitenUpdateCustomerOperator(BaseOperator):
         "clear_fields",
     )
     ui_color = "#eef7ee"
+    operator_extra_links = (CrmRecordLink(),)
 
     def __init__(
         self,
@@ -89,6 +91,8 @@ class KaitenUpdateCustomerOperator(BaseOperator):
         from airflow_provider_crm.hooks.kaiten import KaitenHook
 
         changes = self.changes()
-        KaitenHook(kaiten_conn_id=self.kaiten_conn_id).merge_customer(self.customer_slug, **changes)
+        hook = KaitenHook(kaiten_conn_id=self.kaiten_conn_id)
+        hook.merge_customer(self.customer_slug, **changes)
+        push_record_url(context, hook.record_url(id=self.customer_slug, slug=self.customer_slug))
         self.log.info("Kaiten customer %s is updated (%s)", self.customer_slug, ", ".join(sorted(changes)))
         return self.customer_slug

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.links import CrmRecordLink, push_record_url
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -17,6 +19,7 @@ _PAYLOAD_RENDERERS = {"custom": "json", "data": "json", "tags": "json"}
 
 class _KustomerOperator(BaseOperator):
     ui_color = "#e6f0ff"
+    operator_extra_links = (CrmRecordLink(),)
 
     def __init__(self, *, kustomer_conn_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -79,7 +82,8 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
         self.imported_at = imported_at
 
     def execute(self, context: Context) -> str:
-        kobject = self.hook().create_kobject(
+        hook = self.hook()
+        kobject = hook.create_kobject(
             self.klass_name,
             title=self.title,
             custom=self.custom,
@@ -91,6 +95,7 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
             imported_at=self.imported_at,
         )
         self.log.info("Kustomer KObject %s is stored in klass %s", kobject.id, self.klass_name)
+        push_record_url(context, hook.record_url(id=kobject.id, klass=self.klass_name, customer_id=kobject.customer_id))
         return kobject.id
 
 
@@ -138,7 +143,8 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
         self.data = data
 
     def execute(self, context: Context) -> str:
-        kobject = self.hook().update_kobject(
+        hook = self.hook()
+        kobject = hook.update_kobject(
             self.klass_name,
             self.kobject_id,
             title=self.title,
@@ -149,4 +155,5 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
             data=self.data,
         )
         self.log.info("Kustomer KObject %s in klass %s is updated", kobject.id, self.klass_name)
+        push_record_url(context, hook.record_url(id=kobject.id, klass=self.klass_name, customer_id=kobject.customer_id))
         return kobject.id

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.links import CrmRecordLink, push_record_url
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -35,6 +37,7 @@ class MicroBaseUpdateCustomerOperator(BaseOperator):
     )
     template_fields_renderers: ClassVar[dict[str, str]] = {"tags": "json"}
     ui_color = "#fff4e6"
+    operator_extra_links = (CrmRecordLink(),)
 
     def __init__(
         self,
@@ -60,7 +63,8 @@ class MicroBaseUpdateCustomerOperator(BaseOperator):
     def execute(self, context: Context) -> str:
         from airflow_provider_crm.hooks.microbase import MicroBaseHook
 
-        customer = MicroBaseHook(microbase_conn_id=self.microbase_conn_id).update_customer(
+        hook = MicroBaseHook(microbase_conn_id=self.microbase_conn_id)
+        customer = hook.update_customer(
             self.customer_id,
             email=self.customer_email,
             first_name=self.first_name,
@@ -69,4 +73,5 @@ class MicroBaseUpdateCustomerOperator(BaseOperator):
             tags=self.tags,
         )
         self.log.info("MicroBase customer %s is updated", customer.id)
+        push_record_url(context, hook.record_url(id=customer.id))
         return customer.id
