@@ -104,17 +104,32 @@ class HubSpotRules(VendorRules):
             return error.retry_after if error.retry_after is not None else LOCKED_MIN_WAIT
         return super().retry_wait(error)
 
+    def advertised_rate(self, response: requests.Response) -> float | None:
+        """``X-HubSpot-RateLimit-Max`` per ``-Interval-Milliseconds`` (the app's burst limit)."""
+        limit = _header_number(response, "X-HubSpot-RateLimit-Max")
+        interval = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
+        if not limit or not interval:
+            return None
+        return limit / (interval / 1000.0)
+
     def pause_after(self, response: requests.Response) -> float:
-        """When the rolling window's budget runs low, spread what is left over the window."""
+        """When the rolling window's budget runs low, space the next request up to one slot out.
+
+        A slot is the window divided by its limit (52 ms for 190 per 10 s). The lower the
+        remaining budget, the closer the wait gets to a full slot; with none left it is a full
+        slot. A client already sending at the limit waits about that long anyway, so this costs
+        nothing then, and stops a burst from spending the last requests at once otherwise.
+        """
         remaining = _header_number(response, "X-HubSpot-RateLimit-Remaining")
         limit = _header_number(response, "X-HubSpot-RateLimit-Max")
         if remaining is None or limit is None or limit <= 0:
             return 0.0
-        if remaining > max(1.0, limit * LOW_BUDGET_FRACTION):
+        low_mark = max(1.0, limit * LOW_BUDGET_FRACTION)
+        if remaining > low_mark:
             return 0.0
         interval = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
         window = interval / 1000.0 if interval else DEFAULT_INTERVAL_SECONDS
-        return window / (remaining + 1)
+        return window / limit * (1.0 - max(0.0, remaining) / (low_mark + 1))
 
 
 class HubSpotHook(CrmHook):

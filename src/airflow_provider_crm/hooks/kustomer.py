@@ -40,6 +40,14 @@ class KustomerRules(VendorRules):
     rate_limit_default_wait = 60.0
     """Kustomer's window is one minute; with no hint, wait for it to roll over."""
 
+    def advertised_rate(self, response: requests.Response) -> float | None:
+        """``x-ratelimit-limit`` is the org's budget per minute (Kustomer's window is 60 s)."""
+        try:
+            limit = float(response.headers.get("x-ratelimit-limit", ""))
+        except ValueError:
+            return None
+        return limit / 60.0 if limit > 0 else None
+
     def pause_after(self, response: requests.Response) -> float:
         """When ``x-ratelimit-remaining`` reaches 0, wait for the window to reset before sending more."""
         remaining = response.headers.get("x-ratelimit-remaining")

@@ -171,6 +171,7 @@ class HttpTransport:
             attempt += 1
             failure: CrmError
             self._hold_back()
+            sent_at = time.monotonic()
             try:
                 response = self.session.request(
                     method,
@@ -193,7 +194,9 @@ class HttpTransport:
                 disposition = Disposition.MAYBE_APPLIED if sent else Disposition.NOT_APPLIED
                 wait = backoff_delay(attempt, self.retry, self.rng)
             else:
-                self._note_pause(self.rules.pause_after(response))
+                self._note_pause(self.rules.pause_after(response), sent_at)
+                if self.limiter is not None and (advertised := self.rules.advertised_rate(response)):
+                    self.limiter.cap(advertised)
                 error = self.rules.error_for(response)
                 garbled = self._garbled(response) if error is None and expect_json else None
                 if error is None and garbled is None:
@@ -270,14 +273,15 @@ class HttpTransport:
             status=response.status_code,
         )
 
-    def _note_pause(self, pause: float) -> None:
+    def _note_pause(self, pause: float, sent_at: float) -> None:
+        """Hold the next request back ``pause`` seconds from when this one was sent."""
         if pause <= 0:
             return
         pause = min(pause, self.retry.max_single_wait)
         if self.limiter is not None:
-            self.limiter.pause(pause)
+            self.limiter.pause(pause, since=sent_at)
         else:
-            self._not_before = max(self._not_before, time.monotonic() + pause)
+            self._not_before = max(self._not_before, sent_at + pause)
 
     def _hold_back(self) -> None:
         """Slow down before the vendor's limit is hit: the rate limiter, and what headers asked."""

@@ -13,13 +13,20 @@ from collections.abc import Callable
 
 RECOVERY_STEP = 0.05
 """Fraction of the configured rate regained after each run of successful requests."""
-BACKOFF_FACTOR = 0.7
+BACKOFF_FACTOR = 0.9
 """Rate multiplier applied on each 429."""
 MIN_FRACTION = 0.1
+HEADROOM = 0.97
+"""Share of the configured rate actually used: evenly spaced requests at exactly a window's limit
+collide with the window's edge whenever timing jitters; 3% of slack avoids that."""
 
 
 class RateLimiter:
-    """Token bucket at ``rate`` requests per second with a burst of ``burst`` (default: one second's worth)."""
+    """Token bucket at ``rate`` requests per second with a burst of ``burst`` (default 1: evenly spaced).
+
+    Vendors count requests in rolling or fixed windows; evenly spaced requests at the configured
+    rate never spike past them, where a burst after an idle spell would.
+    """
 
     def __init__(
         self,
@@ -30,9 +37,10 @@ class RateLimiter:
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.configured_rate = rate
-        self.rate = rate
-        self.burst = burst if burst is not None else max(1.0, rate)
+        self.requested_rate = rate
+        self.configured_rate = rate * HEADROOM
+        self.rate = self.configured_rate
+        self.burst = burst if burst is not None else 1.0
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -48,10 +56,11 @@ class RateLimiter:
         while True:
             with self._lock:
                 now = self._clock()
-                self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
-                self._updated = now
+                if now > self._updated:
+                    self._tokens = min(self.burst, self._tokens + (now - self._updated) * self.rate)
+                    self._updated = now
                 delay = max(0.0, self._paused_until - now)
-                if delay == 0.0 and self._tokens >= 1.0:
+                if delay == 0.0 and self._tokens >= 1.0 - 1e-9:
                     self._tokens -= 1.0
                     return
                 if delay == 0.0:
@@ -59,11 +68,31 @@ class RateLimiter:
             self.waited += delay
             self._sleep(delay)
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request back for ``seconds`` (the server said the budget is spent)."""
+    def pause(self, seconds: float, *, since: float | None = None) -> None:
+        """Send nothing for ``seconds`` after ``since`` (default: now) — the budget is low or spent.
+
+        One request may go as soon as the pause ends; credit does not build up during it.
+        """
         with self._lock:
-            self._paused_until = max(self._paused_until, self._clock() + seconds)
-            self._tokens = 0.0
+            start = self._clock() if since is None else since
+            if start + seconds <= self._paused_until:
+                return
+            self._paused_until = start + seconds
+            if self._paused_until > self._updated:
+                # Credit at the end of the pause is what normal spacing would have given, at most one.
+                refill = (self._paused_until - self._updated) * self.rate
+                self._tokens = min(1.0, self._tokens + refill)
+                self._updated = self._paused_until
+
+    def cap(self, advertised_rate: float) -> None:
+        """Never exceed the rate the server says it allows (from its rate-limit headers)."""
+        ceiling = advertised_rate * HEADROOM
+        if ceiling <= 0:
+            return
+        with self._lock:
+            if ceiling < self.configured_rate:
+                self.configured_rate = ceiling
+                self.rate = min(self.rate, ceiling)
 
     def throttle(self, wait: float | None) -> None:
         """React to a 429: pause for the server's wait and lower the rate."""
@@ -80,7 +109,7 @@ class RateLimiter:
             if self.rate >= self.configured_rate:
                 return
             self._successes += 1
-            if self._successes >= max(5, int(self.rate)):
+            if self._successes >= 10:
                 self._successes = 0
                 self.rate = min(self.configured_rate, self.rate + self.configured_rate * RECOVERY_STEP)
 
@@ -93,7 +122,7 @@ def shared_limiter(vendor: str, conn_id: str, rate: float) -> RateLimiter:
     """One limiter per connection in this process, so concurrent tasks and threads share a budget."""
     with _SHARED_LOCK:
         limiter = _SHARED.get((vendor, conn_id))
-        if limiter is None or limiter.configured_rate != rate:
+        if limiter is None or limiter.requested_rate != rate:
             limiter = RateLimiter(rate)
             _SHARED[(vendor, conn_id)] = limiter
         return limiter

@@ -109,6 +109,10 @@ class VendorRules:
         """Seconds to hold the next request back, from rate-limit headers (0: no pause)."""
         return 0.0
 
+    def advertised_rate(self, response: requests.Response) -> float | None:
+        """Requests per second the server's headers say it allows, if they say (else ``None``)."""
+        return None
+
     def retry_wait(self, error: CrmApiError) -> float | None:
         """The wait a vendor prescribes for this error; ``None`` means use backoff."""
         if error.retry_after is not None:
