@@ -28,6 +28,8 @@ class HubSpotState:
         self._lock = lock
         self._clock = clock
         self._orders: dict[str, dict[str, Any]] = {}
+        # property name -> value -> ids holding it; built on first lookup, kept up to date after.
+        self._index: dict[str, dict[str, set[str]]] = {}
         self._next_id = FIRST_ORDER_ID
         self._tokens: dict[str, float] = {}
         self._tokens_issued = 0
@@ -74,10 +76,24 @@ class HubSpotState:
         with self._lock:
             if name == OBJECT_ID:
                 return value if value in self._orders else None
-            return next(
-                (order_id for order_id, record in self._orders.items() if record["properties"].get(name) == value),
-                None,
-            )
+            holders = self._index.get(name)
+            if holders is None:
+                holders = self._index[name] = {}
+                for order_id, record in self._orders.items():
+                    if (current := record["properties"].get(name)) is not None:
+                        holders.setdefault(current, set()).add(order_id)
+            found = holders.get(value)
+            return min(found, key=int) if found else None
+
+    def _reindex(self, order_id: str, before: Mapping[str, str], after: Mapping[str, str]) -> None:
+        for name, holders in self._index.items():
+            old, new = before.get(name), after.get(name)
+            if old == new:
+                continue
+            if old is not None:
+                holders.get(old, set()).discard(order_id)
+            if new is not None:
+                holders.setdefault(new, set()).add(order_id)
 
     def create(self, properties: Mapping[str, str]) -> dict[str, Any]:
         """Store a new order (``""`` values are left unset) and return it."""
@@ -95,6 +111,7 @@ class HubSpotState:
                 "archived": False,
             }
             self._orders[order_id] = record
+            self._reindex(order_id, {}, values)
             return copy.deepcopy(record)
 
     def update(self, order_id: str, properties: Mapping[str, str]) -> dict[str, Any] | None:
@@ -104,6 +121,7 @@ class HubSpotState:
             record = self._orders.get(order_id)
             if record is None:
                 return None
+            before = dict(record["properties"])
             for name, value in properties.items():
                 if value == "":
                     record["properties"].pop(name, None)
@@ -111,6 +129,7 @@ class HubSpotState:
                     record["properties"][name] = value
             record["properties"][LAST_MODIFIED] = now
             record["updatedAt"] = now
+            self._reindex(order_id, before, record["properties"])
             return copy.deepcopy(record)
 
     def issue_token(self, ttl_seconds: float) -> str:
@@ -136,6 +155,7 @@ class HubSpotState:
         """Forget orders and tokens and restart ids."""
         with self._lock:
             self._orders.clear()
+            self._index.clear()
             self._next_id = FIRST_ORDER_ID
             self._tokens.clear()
             self._tokens_issued = 0
