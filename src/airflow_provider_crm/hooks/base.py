@@ -7,6 +7,8 @@ from functools import cached_property
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+import requests
+
 from airflow_provider_crm._compat import BaseHook, mask_secret
 from airflow_provider_crm.errors import (
     CrmApiError,
@@ -18,7 +20,8 @@ from airflow_provider_crm.errors import (
     CrmPermissionError,
 )
 from airflow_provider_crm.hooks.forms import legacy_field_behaviour, legacy_widgets
-from airflow_provider_crm.transport import HttpTransport, RetrySettings, Timeouts, VendorRules
+from airflow_provider_crm.hooks.tokens import IssuedToken
+from airflow_provider_crm.transport import HttpTransport, RetrySettings, Timeouts, VendorRules, require_json
 from airflow_provider_crm.transport.limiter import RateLimiter, shared_limiter
 from airflow_provider_crm.transport.urls import normalise_base_url
 
@@ -174,6 +177,31 @@ class CrmHook(BaseHook):
         """Where the transport gets the bearer token; OAuth hooks return a :class:`CachedToken`."""
         token = self.token()
         return lambda: token
+
+    def request_token(
+        self, url: str, path: str, *, data: dict[str, Any], auth: requests.auth.AuthBase | None = None
+    ) -> IssuedToken:
+        """POST to an OAuth token endpoint (without the bearer token) and read the issued token.
+
+        Asking for a token twice is harmless, so the call is retried like any idempotent one.
+        """
+        transport = HttpTransport(
+            base_url=url,
+            rules=self.vendor_rules,
+            timeouts=self.timeouts(),
+            retry=self.retry_settings(),
+            verify=self.bool_extra("verify_ssl", True),
+        )
+        try:
+            response = transport.request("POST", path, data=data, auth=auth, idempotent=True)
+        finally:
+            transport.close()
+        body = require_json(response, self.vendor)
+        token = (body.get("access_token") or body.get("token")) if isinstance(body, dict) else None
+        if not token:
+            raise CrmApiError("the token endpoint answered without an access_token", vendor=self.vendor)
+        expires_in = body.get("expires_in")
+        return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
 
     def get_conn(self) -> HttpTransport:
         return self.transport

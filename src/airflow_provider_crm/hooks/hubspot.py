@@ -20,7 +20,6 @@ from airflow_provider_crm.models.hubspot import (
 )
 from airflow_provider_crm.transport import (
     Disposition,
-    HttpTransport,
     Problem,
     VendorRules,
     api_path,
@@ -172,23 +171,7 @@ class HubSpotHook(CrmHook):
         }
         if not form["client_id"]:
             raise CrmConfigurationError(f"HubSpot: connection {self.conn_id!r} has a refresh_token but no client_id")
-        transport = HttpTransport(
-            base_url=self.base_url(),
-            rules=self.vendor_rules,
-            timeouts=self.timeouts(),
-            retry=self.retry_settings(),
-            verify=self.bool_extra("verify_ssl", True),
-        )
-        try:
-            response = transport.request("POST", api_path("oauth", "v1", "token"), data=form, idempotent=True)
-        finally:
-            transport.close()
-        body = require_json(response, self.vendor)
-        token = body.get("access_token") if isinstance(body, dict) else None
-        if not token:
-            raise CrmApiError("the OAuth token endpoint answered without an access_token", vendor=self.vendor)
-        expires_in = body.get("expires_in")
-        return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
+        return self.request_token(self.base_url(), api_path("oauth", "v1", "token"), data=form)
 
     # -- single objects -----------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from airflow_provider_crm.models.microbase import CustomerUpdate, MicroBaseCusto
 from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.transport import (
     Disposition,
-    HttpTransport,
     Problem,
     VendorRules,
     api_path,
@@ -123,29 +122,12 @@ class MicroBaseHook(CrmHook):
 
     def _fetch_token(self) -> IssuedToken:
         client_secret = self.secret(self.connection.password, "client secret in its password field")
-        transport = HttpTransport(
-            base_url=self.token_url(),
-            rules=self.vendor_rules,
-            timeouts=self.timeouts(),
-            retry=self.retry_settings(),
-            verify=self.bool_extra("verify_ssl", True),
+        return self.request_token(
+            self.token_url(),
+            "",
+            data={"grant_type": "client_credentials", "scope": str(self.extra("scope", "api"))},
+            auth=HTTPBasicAuth(self.connection.login, client_secret),
         )
-        try:
-            response = transport.request(
-                "POST",
-                "",
-                data={"grant_type": "client_credentials", "scope": str(self.extra("scope", "api"))},
-                auth=HTTPBasicAuth(self.connection.login, client_secret),
-                idempotent=True,  # asking for a token twice is harmless
-            )
-        finally:
-            transport.close()
-        body = require_json(response, self.vendor)
-        token = body.get("access_token") or body.get("token") if isinstance(body, dict) else None
-        if not token:
-            raise CrmApiError("the token endpoint answered without an access_token", vendor=self.vendor)
-        expires_in = body.get("expires_in")
-        return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
 
     # -- calls ------------------------------------------------------------------------------
 
