@@ -36,5 +36,6 @@ def get_provider_info() -> dict[str, Any]:
             }
             for name, _, module in _INTEGRATIONS
         ],
+        "extra-links": ["airflow_provider_crm.links.CrmRecordLink"],
         "connection-types": connection_type_entries(),
     }

@@ -30,7 +30,8 @@ class CrmRecordLink(BaseOperatorLink):
 
 
 def push_record_url(context: Any, url: str | None) -> None:
-    """Push ``url`` for :class:`CrmRecordLink` when there is one and a task instance to push to."""
+    """Push ``url`` for :class:`CrmRecordLink` (an empty one when none could be derived, so the
+    link finds a value instead of logging a missing XCom)."""
     ti = context.get("ti") if context else None
-    if url and ti is not None:
-        ti.xcom_push(key=RECORD_URL_XCOM_KEY, value=url)
+    if ti is not None:
+        ti.xcom_push(key=RECORD_URL_XCOM_KEY, value=url or "")

@@ -228,3 +228,12 @@ def test_bad_policy_settings_fail_at_parse_time() -> None:
         KustomerBulkCreateKObjectsOperator(task_id="t", klass_name="k", records=[], on_record_error="ignore")
     with pytest.raises(ValueError, match="max_reject_ratio"):
         KustomerBulkCreateKObjectsOperator(task_id="t", klass_name="k", records=[], max_reject_ratio=2)
+
+
+def test_dry_run_reports_every_record_even_with_the_fail_policy(kustomer_conn: str, sandbox: Sandbox) -> None:
+    report = KustomerBulkCreateKObjectsOperator(
+        task_id="t", klass_name="orders", records=kustomer_records(6, bad={0, 3}), dry_run=True, max_workers=1
+    ).execute({})
+    assert (report["would_create"], report["invalid"]) == (4, 2)
+    assert "not_attempted" not in report
+    assert sandbox.writes("kustomer") == []

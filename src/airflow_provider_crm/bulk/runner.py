@@ -281,7 +281,8 @@ class BulkRunner:
             self.ledger.record(outcome, record)
             summary.add(outcome)
             low_water.complete(outcome.index, outcome.action if done else None)
-            self.policy.on_outcome(outcome)
+            if not self.dry_run:  # a dry run reports on every record; it never stops early
+                self.policy.on_outcome(outcome)
 
     def _not_attempted(self, unit: list[Item], summary: Summary, low_water: _LowWater) -> None:
         for item in unit:
