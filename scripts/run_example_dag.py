@@ -37,7 +37,10 @@ def main() -> int:
             connection = json.dumps(sandbox.airflow_connection(vendor))
             os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = connection
 
-        from airflow.dag_processing.dagbag import DagBag
+        try:
+            from airflow.dag_processing.dagbag import DagBag
+        except ImportError:  # Airflow 3.0/3.1
+            from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
         from airflow.utils.state import DagRunState
 
         bag = DagBag(dag_folder=str(ROOT / "example_dags"))

@@ -272,9 +272,7 @@ def test_oauth_refresh_is_cached_renewed_from_expires_in_and_masked(
     assert "grant_type=refresh_token" in refresh.body
 
 
-def test_low_burst_budget_slows_down_instead_of_hitting_429(
-    hook: HubSpotHook, sandbox: Sandbox, order_id: str
-) -> None:
+def test_low_burst_budget_slows_down_instead_of_hitting_429(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
     # The connection allows 10/s; the server says 5 per second and enforces it.
     sandbox.app("hubspot").configure({"burst_limit": 5, "interval_ms": 1000})
     started = time.monotonic()

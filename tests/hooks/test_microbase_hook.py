@@ -169,7 +169,7 @@ def oauth_conn(sandbox: Sandbox, monkeypatch, customer_id: str) -> str:
 
 
 def test_client_credentials_token_is_cached_and_masked(oauth_conn: str, sandbox: Sandbox) -> None:
-    from airflow.sdk.log import redact
+    from airflow_provider_crm._compat import redact
 
     hook = MicroBaseHook()
     hook.update_customer("HkhhuXESl", first_name="A")

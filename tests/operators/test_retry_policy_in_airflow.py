@@ -1,8 +1,12 @@
-"""The retry policy inside real Airflow 3.3: permanent errors fail on the first try despite retries."""
+"""The retry policy inside real Airflow 3.3: permanent errors fail on the first try despite retries.
+
+Before 3.3 ``crm_retry_kwargs()`` adds nothing and the task's own ``retries`` apply.
+"""
 
 from __future__ import annotations
 
 from airflow_provider_crm.sandbox import Sandbox, ServerError
+from tests.airflow_versions import requires_airflow_3_3
 from tests.helpers import task_states
 
 DAG = """
@@ -17,6 +21,7 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
 """
 
 
+@requires_airflow_3_3("retry_policy (failing a permanent error without using the task's retries)")
 def test_not_found_fails_at_once(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
     run = run_dag(DAG.replace("KOBJECT_ID", repr("0" * 24)))
     assert task_states(run) == {"update": "failed"}

@@ -6,12 +6,14 @@ import datetime as dt
 
 import pytest
 
+from airflow_provider_crm import retry_policy
 from airflow_provider_crm.errors import CrmError
 from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
-from airflow_provider_crm.retry_policy import CrmRetryPolicy, crm_retry_kwargs, decide
+from airflow_provider_crm.retry_policy import crm_retry_kwargs, decide
 from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
+from tests.airflow_versions import before_airflow_3_3, requires_airflow_3_3
 from tests.conftest import use_connection
 
 
@@ -60,7 +62,10 @@ def test_transient_errors_use_the_task_default(kustomer_conn: str, sandbox: Sand
     assert decide(RuntimeError("not ours"))[0] == "default"
 
 
+@requires_airflow_3_3("airflow.sdk.RetryPolicy (CrmRetryPolicy's base class)")
 def test_policy_serialises_and_is_offered_on_3_3() -> None:
+    from airflow_provider_crm.retry_policy import CrmRetryPolicy
+
     policy = crm_retry_kwargs("Europe/Paris")["retry_policy"]
     assert isinstance(policy, CrmRetryPolicy)
     assert CrmRetryPolicy.deserialize(policy.serialize()).daily_reset_timezone == "Europe/Paris"
@@ -68,3 +73,9 @@ def test_policy_serialises_and_is_offered_on_3_3() -> None:
 
     with pytest.raises(ZoneInfoNotFoundError):
         CrmRetryPolicy("Mars/Olympus")
+
+
+@before_airflow_3_3("Leaving the task's own retries alone")
+def test_no_policy_before_3_3() -> None:
+    assert crm_retry_kwargs("Europe/Paris") == {}
+    assert not hasattr(retry_policy, "CrmRetryPolicy")

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 def open_path(path: str | os.PathLike[str], mode: str) -> IO[Any]:
     """Open a local path or object-storage URL in text mode (``r``, ``w`` or ``a``)."""
-    from airflow.sdk import ObjectStoragePath
+    from airflow_provider_crm._compat import ObjectStoragePath
 
     target = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(str(path))
     if mode in ("w", "a"):
