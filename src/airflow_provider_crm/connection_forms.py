@@ -66,7 +66,6 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             "placeholders": {
                 "host": "https://<org>.api.kustomerapp.com (empty: the Region's host)",
                 "password": "Kustomer API key (eyJ...)",
-                "region": "us",
             },
         },
         "conn-fields": {
@@ -104,14 +103,14 @@ CONNECTION_TYPES: dict[str, dict[str, Any]] = {
             "placeholders": {
                 "host": "http://localhost:3005",
                 "login": "leave empty when the password is a bearer token",
-                "token_url": "http://localhost:4000/services/oauth/v2/token",
-                "scope": "api",
+                "password": "JWT bearer token, or the client secret when Client id and Token URL are set",
             },
         },
         "conn-fields": {
             "token_url": {
                 "label": "Token URL (client credentials)",
-                "description": "OAuth token endpoint; set it to use login/password as client credentials.",
+                "description": "OAuth token endpoint, e.g. http://localhost:4000/services/oauth/v2/token, or a "
+                "path on the same host; set it to use login/password as client credentials.",
                 "schema": {"type": _STRING},
             },
             "scope": {

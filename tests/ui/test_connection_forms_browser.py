@@ -134,7 +134,7 @@ CASES = [
         extras=_hubspot_oauth,
         wrong_extras={_label("hubspot", "refresh_token"): "wrong-hubspot-refresh-token"},
         ok_message=r"^Connected to HubSpot at http://127\.0\.0\.1:\d+/hubspot",
-        failed_message=r"^HubSpot\b.*\b400\b.*refresh token",
+        failed_message=r"^HubSpot refused the credentials \(HTTP 400\): the OAuth refresh was refused.*refresh token",
     ),
 ]
 

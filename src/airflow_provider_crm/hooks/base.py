@@ -243,7 +243,7 @@ class CrmHook(BaseHook):
         try:
             return True, self.probe()
         except CrmAuthenticationError as exc:
-            return False, f"{self.vendor} refused the credentials (HTTP 401): {exc.message}"
+            return False, f"{self.vendor} refused the credentials (HTTP {exc.status or 401}): {exc.message}"
         except CrmPermissionError as exc:
             return (
                 False,

@@ -9,7 +9,13 @@ from urllib.parse import quote
 
 import requests
 
-from airflow_provider_crm.errors import CrmApiError, CrmConfigurationError, CrmValidationError
+from airflow_provider_crm.errors import (
+    CrmApiError,
+    CrmAuthenticationError,
+    CrmBadRequestError,
+    CrmConfigurationError,
+    CrmValidationError,
+)
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.hooks.tokens import CachedToken, IssuedToken
 from airflow_provider_crm.models.hubspot import (
@@ -171,7 +177,16 @@ class HubSpotHook(CrmHook):
         }
         if not form["client_id"]:
             raise CrmConfigurationError(f"HubSpot: connection {self.conn_id!r} has a refresh_token but no client_id")
-        return self.request_token(self.base_url(), api_path("oauth", "v1", "token"), data=form)
+        try:
+            return self.request_token(self.base_url(), api_path("oauth", "v1", "token"), data=form)
+        except CrmBadRequestError as exc:  # HubSpot answers 400 for a bad refresh token or client
+            raise CrmAuthenticationError(
+                f"the OAuth refresh was refused ({exc.message})",
+                vendor=self.vendor,
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+            ) from exc
 
     # -- single objects -----------------------------------------------------------------------
 
