@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow_provider_crm.bulk.ledger import (
     CREATED,
@@ -53,10 +53,36 @@ RATE_LIMIT_ROUNDS = 20
 """How many times a record waits out a rate limit (after the transport's own retries) before it is
 given up on; each round waits what the vendor asked, so a 429 slows the run, it doesn't drop records."""
 
+T = TypeVar("T")
+
 SYSTEMIC = (CrmAuthenticationError, CrmPermissionError, CrmConfigurationError)
 
 
+class StillRateLimitedError(CrmError):
+    """A record waited out the vendor's rate limit :data:`RATE_LIMIT_ROUNDS` times and gave up."""
+
+
+def waiting_out_rate_limits(call: Callable[[], T]) -> T:
+    """Run ``call``, sleeping out each 429 the transport gave up on; HubSpot's ``DAILY`` propagates."""
+    for _ in range(RATE_LIMIT_ROUNDS):
+        try:
+            return call()
+        except CrmRateLimitError as exc:
+            if exc.code == "DAILY":
+                raise
+            time.sleep(exc.retry_after or 1.0)
+    raise StillRateLimitedError("still rate limited after waiting; replay it from the dead-letter file")
+
+
+def _refusal(item: Item, action: str, error: CrmError) -> Outcome:
+    return Outcome(
+        item.index, item.key, action, status="error", error_code=_code(error), error_message=str(error)[:1000]
+    )
+
+
 def _code(error: CrmError) -> str:
+    if isinstance(error, StillRateLimitedError):
+        return "rate_limited"
     if isinstance(error, CrmApiError):
         return error.code or (f"http_{error.status}" if error.status else "api_error")
     return type(error).__name__
@@ -92,27 +118,13 @@ class PerRecordWriter:
         raise NotImplementedError
 
     def _guarded(self, item: Item, action: Callable[[Item], Outcome], refused: str = REJECTED) -> Outcome:
-        for _ in range(RATE_LIMIT_ROUNDS):
-            try:
-                return action(item)
-            except SYSTEMIC:
-                raise
-            except CrmRateLimitError as exc:
-                if exc.code == "DAILY":
-                    raise
-                time.sleep(exc.retry_after or 1.0)
-            except CrmError as exc:
-                return Outcome(
-                    item.index, item.key, refused, status="error", error_code=_code(exc), error_message=str(exc)[:1000]
-                )
-        return Outcome(
-            item.index,
-            item.key,
-            refused,
-            status="error",
-            error_code="rate_limited",
-            error_message="still rate limited after waiting; replay it from the dead-letter file",
-        )
+        """One record's outcome; systemic errors and a spent daily limit stop the run instead."""
+        try:
+            return waiting_out_rate_limits(lambda: action(item))
+        except (*SYSTEMIC, CrmRateLimitError):
+            raise
+        except CrmError as exc:
+            return _refusal(item, refused, exc)
 
 
 class KustomerCreateWriter(PerRecordWriter):
@@ -292,43 +304,13 @@ class HubSpotBatchWriter:
 
     def write(self, items: list[Item]) -> list[Outcome]:
         inputs = [item.prepared for item in items]
-        for _ in range(RATE_LIMIT_ROUNDS):
-            try:
-                if self.upsert:
-                    result = self.hook.batch_upsert_orders(inputs, clear_nulls=self.clear_nulls)
-                else:
-                    result = self.hook.batch_update_orders(inputs, clear_nulls=self.clear_nulls)
-                break
-            except SYSTEMIC:
-                raise
-            except CrmRateLimitError as exc:
-                if exc.code == "DAILY":
-                    raise
-                time.sleep(exc.retry_after or 1.0)
-            except CrmError as exc:
-                return [
-                    Outcome(
-                        item.index,
-                        item.key,
-                        REJECTED,
-                        status="error",
-                        error_code=_code(exc),
-                        error_message=str(exc)[:1000],
-                    )
-                    for item in items
-                ]
-        else:
-            return [
-                Outcome(
-                    item.index,
-                    item.key,
-                    REJECTED,
-                    status="error",
-                    error_code="rate_limited",
-                    error_message="still rate limited after waiting",
-                )
-                for item in items
-            ]
+        send = self.hook.batch_upsert_orders if self.upsert else self.hook.batch_update_orders
+        try:
+            result = waiting_out_rate_limits(lambda: send(inputs, clear_nulls=self.clear_nulls))
+        except (*SYSTEMIC, CrmRateLimitError):
+            raise
+        except CrmError as exc:
+            return [_refusal(item, REJECTED, exc) for item in items]
         errors = {error.index: error for error in result.errors}
         written = {self._match_key(obj): obj for obj in result.results}
         outcomes = []
