@@ -513,7 +513,8 @@ def _press_test(ui: Browser, row: Any, vendor: str) -> dict[str, Any]:
         # Airflow 3.3.x's Test button sends ``port: Number(null)``, i.e. 0, for a connection without a
         # port, and the API takes 0 for another destination than the stored NULL and refuses to test
         # with the stored credentials: every connection without a port fails with "Bad Request"
-        # (fixed upstream in apache/airflow#73298). Record it, then null that one field of the
+        # (the check came with apache/airflow#69957, backported to 3.3 as #70010; apache/airflow#73298
+        # fixes it by taking 0 as no port). Record it, then null that one field of the
         # request so the rest of the flow, server side included, runs as it will once fixed.
         assert json.loads(response.request.post_data or "{}").get("port") == 0, response.text()
         _expect_toast(ui, "Test Connection Failed", "Bad Request")
