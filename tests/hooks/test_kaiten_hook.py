@@ -68,6 +68,16 @@ def test_merge_keeps_unset_fields(hook: KaitenHook, sandbox: Sandbox) -> None:
     assert puts(sandbox)[0].body == {"name": "Acme", "externalCustomerId": "kobj-9", "domain": "acme.com"}
 
 
+def test_merge_never_echoes_slug_or_integrations(sandbox: Sandbox, kaiten_conn: str) -> None:
+    """Kaiten refuses a PUT carrying integrations (422); the read document has them, the write must not."""
+    links = {"kaiten.integration.crm.attio": {"external_id": "rec_1", "metadata": {}}}
+    sandbox.app("kaiten").seed("linked-co", "Linked", domain="linked.example", integrations=links)
+    KaitenHook(kaiten_conn_id=kaiten_conn).merge_customer("linked-co", name="Linked Co")
+    [put] = puts(sandbox)
+    assert (put.status, put.body) == (204, {"name": "Linked Co", "domain": "linked.example"})
+    assert customer(sandbox, "linked-co")["integrations"] == links
+
+
 def test_merge_clears_a_field_given_as_none(hook: KaitenHook, sandbox: Sandbox) -> None:
     hook.merge_customer("acme-corp", domain=None)
     stored = customer(sandbox)
@@ -112,8 +122,8 @@ def test_persistent_500_is_a_typed_error(hook: KaitenHook, sandbox: Sandbox, mon
     sandbox.inject("kaiten", ServerError(status=500, count=5))
     with pytest.raises(CrmServerError) as caught:
         KaitenHook().update_customer("acme-corp", name="x")
-    assert caught.value.code == "Internal.Error"
-    assert caught.value.request_id
+    assert caught.value.code == "INTERNAL"
+    assert caught.value.request_id == caught.value.details["errorId"]
     assert len(puts(sandbox)) == 2
 
 
@@ -121,21 +131,31 @@ def test_not_found_carries_problem_fields(hook: KaitenHook, sandbox: Sandbox) ->
     with pytest.raises(CrmNotFoundError) as caught:
         hook.update_customer("nobody-here", name="x")
     error = caught.value
-    assert error.status == 404 and error.code == "Customer.NotFound"
-    assert error.request_id == error.details["errorId"]
+    assert error.status == 404 and error.code == "UpdateCustomer.NotFound"
+    assert 'Customer with slug "nobody-here" not found' in str(error)
+    # No errorId on a 4xx (nothing was withheld): the request id comes from the x-request-id header.
+    assert "errorId" not in error.details
+    assert error.request_id == sandbox.journal("kaiten")[0].request_id
     assert len(sandbox.journal("kaiten")) == 1, "404 is never retried"
+
+
+def test_read_not_found_has_the_get_code(hook: KaitenHook, sandbox: Sandbox) -> None:
+    with pytest.raises(CrmNotFoundError) as caught:
+        hook.get_customer("nobody-here")
+    assert caught.value.code == "Customer.NotFound"
+    assert len(sandbox.journal("kaiten")) == 1
 
 
 def test_server_side_validation_and_malformed_body(hook: KaitenHook, sandbox: Sandbox) -> None:
     with pytest.raises(CrmBadRequestError) as caught:
         hook.transport.request("PUT", "/customers/acme-corp", json={"name": "x", "domain": "BAD"})
-    assert caught.value.status == 422 and caught.value.code == "Validation.Failed"
+    assert caught.value.status == 422 and caught.value.code == "UNPROCESSABLE"
     assert "body.domain" in str(caught.value)
     with pytest.raises(CrmBadRequestError) as caught:
         hook.transport.request(
             "PUT", "/customers/acme-corp", data=b"{not json", headers={"Content-Type": "application/json"}
         )
-    assert caught.value.status == 400 and caught.value.code == "Request.Malformed"
+    assert caught.value.status == 400 and caught.value.code == "VALIDATION"
     assert customer(sandbox)["name"] == "Acme"
 
 
@@ -148,7 +168,7 @@ def test_wrong_and_readonly_tokens(hook: KaitenHook, sandbox: Sandbox, monkeypat
     use_connection(monkeypatch, "kaiten_default", sandbox.airflow_connection("kaiten") | {"password": readonly})
     with pytest.raises(CrmPermissionError) as caught:
         KaitenHook().update_customer("acme-corp", name="x")
-    assert caught.value.status == 403 and caught.value.code == "Auth.InsufficientScope"
+    assert caught.value.status == 403 and caught.value.code == "Auth.MissingScope"
     assert customer(sandbox)["name"] == "Acme"
 
 

@@ -228,7 +228,7 @@ def test_server_errors_use_the_vendor_body_and_do_not_store(crm_sandbox: Sandbox
     crm_sandbox.chaos("kaiten", only("server_error", server_statuses=(503,)))
     response = write(crm_sandbox, "kaiten")
     assert (response.status_code, response.headers["Content-Type"]) == (503, "application/problem+json")
-    assert response.json()["code"] == "Service.Unavailable"
+    assert response.json()["code"] == "UNAVAILABLE"
     assert crm_sandbox.kustomer.state.count() == crm_sandbox.state("kaiten").count() == 0
 
 
@@ -281,7 +281,7 @@ def test_kaiten_429_is_a_problem(crm_sandbox: Sandbox) -> None:
     crm_sandbox.chaos("kaiten", only("rate_limit", retry_after=(0.1, 0.1)))
     response = write(crm_sandbox, "kaiten")
     assert (response.status_code, response.headers["Content-Type"]) == (429, "application/problem+json")
-    assert (response.json()["code"], response.headers["Retry-After"]) == ("RateLimit.Exceeded", "0.1")
+    assert (response.json()["code"], response.headers["Retry-After"]) == ("TOO_MANY_REQUESTS", "0.1")
 
 
 def test_microbase_429_has_its_ok_false_shape(crm_sandbox: Sandbox) -> None:

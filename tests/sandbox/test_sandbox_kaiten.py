@@ -11,6 +11,7 @@ import requests
 
 from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
 from airflow_provider_crm.sandbox.kaiten import KaitenApp, decode_cursor, encode_cursor, has_scope
+from airflow_provider_crm.sandbox.kaiten_problems import problem_type
 
 from .conftest import TIMEOUT
 
@@ -52,15 +53,19 @@ def kaiten(kaiten_sandbox: Sandbox) -> Iterator[KaitenClient]:
 
 
 def assert_problem(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    """Kaiten's problem: type by status, and an ``errorId`` only on a 500 (a withheld cause)."""
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == PROBLEM
     body = response.json()
     assert body["status"] == status
     assert body["code"] == code
-    assert body["type"] == "about:blank"
+    assert body["type"] == problem_type(status)
     assert body["title"] and body["detail"]
     assert body["instance"].startswith("/api/")
-    assert uuid.UUID(body["errorId"])
+    if status == 500:
+        assert uuid.UUID(body["errorId"])
+    else:
+        assert "errorId" not in body
     return body
 
 
@@ -82,7 +87,6 @@ def test_create_get_and_customer_shape(kaiten: KaitenClient, app: KaitenApp) -> 
         "slug",
         "externalCustomerId",
         "domain",
-        "integrations",
         "createdAt",
         "createdBy",
         "updatedAt",
@@ -94,14 +98,15 @@ def test_create_get_and_customer_shape(kaiten: KaitenClient, app: KaitenApp) -> 
         "crm-1",
         "acme.example",
     )
-    assert customer["integrations"] == {}
+    assert "integrations" not in customer  # left out when there are none
     assert set(customer["createdBy"]) == {"id", "name"}
     assert customer["createdAt"].endswith("Z")
 
     fetched = kaiten.request("GET", "/customers/acme")
     assert fetched.status_code == 200
     assert fetched.json() == customer
-    assert app.state.get("acme") == customer
+    stored = app.state.get("acme")
+    assert stored is not None and app.render(stored) == customer
     assert [record["slug"] for record in app.state.customers()] == ["acme"]
 
 
@@ -121,7 +126,7 @@ def test_list_pages_with_cursor(kaiten: KaitenClient, app: KaitenApp) -> None:
         app.seed(slug, slug.title())
     whole = kaiten.request("GET", "/customers").json()
     assert [item["slug"] for item in whole["items"]] == slugs
-    assert (whole["hasMore"], whole["nextCursor"]) == (False, None)
+    assert whole["hasMore"] is False and "nextCursor" not in whole
 
     seen: list[str] = []
     params: dict[str, Any] = {"limit": 2}
@@ -129,7 +134,7 @@ def test_list_pages_with_cursor(kaiten: KaitenClient, app: KaitenApp) -> None:
         page = kaiten.request("GET", "/customers", params=params).json()
         seen += [item["slug"] for item in page["items"]]
         if not page["hasMore"]:
-            assert page["nextCursor"] is None
+            assert "nextCursor" not in page
             break
         params = {"limit": 2, "cursor": page["nextCursor"]}
     assert seen == slugs
@@ -156,7 +161,7 @@ def test_cursor_survives_deleting_the_last_customer_seen(kaiten: KaitenClient, a
     ],
 )
 def test_list_rejects_bad_parameters_with_422(kaiten: KaitenClient, params: dict[str, Any], location: str) -> None:
-    body = assert_problem(kaiten.request("GET", "/customers", params=params), 422, "Validation.Failed")
+    body = assert_problem(kaiten.request("GET", "/customers", params=params), 422, "UNPROCESSABLE")
     assert [error["location"] for error in body["errors"]] == [location]
 
 
@@ -169,7 +174,7 @@ def test_delete_then_404(kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("gone", "Gone")
     deleted = kaiten.request("DELETE", "/customers/gone")
     assert (deleted.status_code, deleted.content) == (204, b"")
-    assert_problem(kaiten.request("DELETE", "/customers/gone"), 404, "Customer.NotFound")
+    assert_problem(kaiten.request("DELETE", "/customers/gone"), 404, "DeleteCustomer.NotFound")
     assert app.state.count() == 0
 
 
@@ -216,7 +221,7 @@ def test_put_sets_every_field_and_accepts_the_stored_slug_and_integrations(
 @pytest.mark.parametrize(
     ("body", "locations"),
     [
-        ({}, ["body.name"]),
+        ({}, ["body"]),
         ({"name": ""}, ["body.name"]),
         ({"name": 7}, ["body.name"]),
         ({"name": "A", "domain": "Acme.Example"}, ["body.domain"]),
@@ -227,63 +232,96 @@ def test_put_sets_every_field_and_accepts_the_stored_slug_and_integrations(
         ({"name": "A", "integrations": []}, ["body.integrations"]),
         ({"name": "A", "id": "x", "createdAt": "y"}, ["body.id", "body.createdAt"]),
         ({"name": "", "domain": "bad", "extra": True}, ["body.extra", "body.name", "body.domain"]),
+        ({"name": "A", "domain": None}, ["body.domain"]),
     ],
 )
 def test_put_validation_reports_one_item_per_problem(
     kaiten: KaitenClient, app: KaitenApp, body: dict[str, Any], locations: list[str]
 ) -> None:
     app.seed("acme", "Acme", domain="acme.example")
-    problem = assert_problem(kaiten.request("PUT", "/customers/acme", json=body), 422, "Validation.Failed")
+    problem = assert_problem(kaiten.request("PUT", "/customers/acme", json=body), 422, "UNPROCESSABLE")
     assert [error["location"] for error in problem["errors"]] == locations
-    assert all(set(error) == {"location", "message", "value"} for error in problem["errors"])
+    # value is left out when there is none (a missing property, an explicit null), as Kaiten does.
+    for error, sent in zip(problem["errors"], [_sent_value(body, loc) for loc in locations], strict=True):
+        assert set(error) == ({"location", "message", "value"} if sent is not None else {"location", "message"})
     stored = app.state.get("acme")
     assert stored is not None and stored["domain"] == "acme.example"
 
 
-@pytest.mark.parametrize(("key", "value"), [("slug", "other"), ("integrations", {"crm": {"external_id": "x"}})])
-def test_put_refuses_changing_slug_or_integrations(kaiten: KaitenClient, app: KaitenApp, key: str, value: Any) -> None:
-    app.seed("acme", "Acme")
-    problem = assert_problem(
-        kaiten.request("PUT", "/customers/acme", json={"name": "Acme", key: value}), 422, "Validation.Failed"
-    )
-    assert problem["errors"] == [
-        {"location": f"body.{key}", "message": problem["errors"][0]["message"], "value": value}
-    ]
+def _sent_value(body: dict[str, Any], location: str) -> Any:
+    return body.get(location.removeprefix("body."))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "code"),
+    [
+        ("slug", "other", "UpdateCustomer.SlugNotRenameable"),
+        ("integrations", {"crm": {"external_id": "x"}}, "UpdateCustomer.IntegrationsNotSettable"),
+    ],
+)
+def test_put_refuses_changing_slug_or_setting_integrations(
+    kaiten: KaitenClient, app: KaitenApp, key: str, value: Any, code: str
+) -> None:
+    app.seed("acme", "Acme", integrations={"crm": {"external_id": "x", "metadata": {}}})
+    problem = assert_problem(kaiten.request("PUT", "/customers/acme", json={"name": "Other", key: value}), 422, code)
+    assert "errors" not in problem
+    # Refused before the lookup: an unknown customer gets the same answer, not a 404.
+    assert_problem(kaiten.request("PUT", "/customers/nobody", json={"name": "Other", key: value}), 422, code)
+    stored = app.state.get("acme")
+    assert stored is not None and stored["name"] == "Acme"
+
+
+def test_put_keeps_integrations_it_does_not_carry(kaiten: KaitenClient, app: KaitenApp) -> None:
+    links = {"kaiten.integration.crm.attio": {"external_id": "rec_1", "metadata": {}}}
+    app.seed("acme", "Acme", integrations=links)
+    assert kaiten.request("PUT", "/customers/acme", json={"name": "Acme 2", "integrations": {}}).status_code == 204
+    assert kaiten.request("GET", "/customers/acme").json()["integrations"] == links
 
 
 def test_put_unknown_slug_is_404(kaiten: KaitenClient) -> None:
-    body = assert_problem(kaiten.request("PUT", "/customers/nobody", json={"name": "X"}), 404, "Customer.NotFound")
+    body = assert_problem(
+        kaiten.request("PUT", "/customers/nobody", json={"name": "X"}), 404, "UpdateCustomer.NotFound"
+    )
     assert body["instance"] == "/api/customers/nobody"
+    assert body["detail"] == 'Customer with slug "nobody" not found'
+
+
+def test_get_unknown_slug_is_customer_not_found(kaiten: KaitenClient) -> None:
+    body = assert_problem(kaiten.request("GET", "/customers/nobody"), 404, "Customer.NotFound")
+    assert body["type"] == "https://tools.ietf.org/html/rfc7231#section-6.5.4"
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"NaN"])
 def test_malformed_body_is_400(kaiten: KaitenClient, app: KaitenApp, raw: bytes) -> None:
     app.seed("acme", "Acme")
     response = kaiten.request("PUT", "/customers/acme", data=raw, headers={"Content-Type": "application/json"})
-    assert_problem(response, 400, "Request.Malformed")
+    assert_problem(response, 400, "VALIDATION")
 
 
 def test_non_object_body_is_422(kaiten: KaitenClient) -> None:
-    body = assert_problem(kaiten.request("POST", "/customers", json=["Acme"]), 422, "Validation.Failed")
+    body = assert_problem(kaiten.request("POST", "/customers", json=["Acme"]), 422, "UNPROCESSABLE")
     assert body["errors"][0]["location"] == "body"
 
 
 def test_create_conflicts_and_limits_are_409_with_distinct_codes(kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
-    assert_problem(kaiten.request("POST", "/customers", json={"name": "A", "slug": "acme"}), 409, "Customer.SlugTaken")
+    taken = kaiten.request("POST", "/customers", json={"name": "A", "slug": "acme"})
+    assert_problem(taken, 409, "CreateCustomer.SlugConflict")
     app.configure({"customer_limit": 1})
-    assert_problem(kaiten.request("POST", "/customers", json={"name": "B"}), 409, "Customer.LimitReached")
+    assert_problem(
+        kaiten.request("POST", "/customers", json={"name": "B"}), 409, "CreateCustomer.EntitlementLimitReached"
+    )
     assert app.state.count() == 1
 
 
 def test_create_validates_the_slug(kaiten: KaitenClient) -> None:
     for slug in ("a", "-ab", "Ab", "a" * 101):
         body = assert_problem(
-            kaiten.request("POST", "/customers", json={"name": "A", "slug": slug}), 422, "Validation.Failed"
+            kaiten.request("POST", "/customers", json={"name": "A", "slug": slug}), 422, "UNPROCESSABLE"
         )
         assert body["errors"][0]["location"] == "body.slug"
     extra = kaiten.request("POST", "/customers", json={"name": "A", "integrations": {}})
-    assert assert_problem(extra, 422, "Validation.Failed")["errors"][0]["location"] == "body.integrations"
+    assert assert_problem(extra, 422, "UNPROCESSABLE")["errors"][0]["location"] == "body.integrations"
 
 
 # Routing.
@@ -308,21 +346,23 @@ def test_unknown_route_and_wrong_method(kaiten_sandbox: Sandbox, kaiten: KaitenC
 
 
 @pytest.mark.parametrize(
-    ("authorization", "detail_part"),
+    ("authorization", "code", "detail_part"),
     [
-        (None, "Missing"),
-        ("Bearer", "Missing"),
-        ("Token ksh_sandbox_kaiten_token_0123456789", "Missing"),
-        ("Bearer ksh_wrong", "Invalid"),
-        ("Bearer ksm_platform_credential_0123", "Core API"),
-        ("Bearer whsec_signing_secret", "webhook signing secret"),
+        (None, "Auth.MissingAuthorizationHeader", "Missing"),
+        ("Bearer", "Auth.UnknownAuthorizationHeader", "format"),
+        ("Token ksh_sandbox_kaiten_token_0123456789", "Auth.UnknownAuthorizationHeader", "format"),
+        ("Bearer ksh_wrong", "Auth.InvalidToken", "Invalid"),
+        ("Bearer ksm_platform_credential_0123", "Auth.InvalidToken", "Core API"),
+        ("Bearer whsec_signing_secret", "Auth.InvalidToken", "webhook signing secret"),
     ],
 )
-def test_bad_credentials_are_401(kaiten_sandbox: Sandbox, authorization: str | None, detail_part: str) -> None:
+def test_bad_credentials_are_401(
+    kaiten_sandbox: Sandbox, authorization: str | None, code: str, detail_part: str
+) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     url = kaiten_sandbox.base_url("kaiten") + "/api/customers"
     response = requests.get(url, headers=headers, timeout=TIMEOUT)
-    body = assert_problem(response, 401, "Auth.InvalidToken")
+    body = assert_problem(response, 401, code)
     assert detail_part in body["detail"]
     assert response.headers["WWW-Authenticate"] == "Bearer"
     assert kaiten_sandbox.journal("kaiten")[-1].authorized is False
@@ -336,8 +376,8 @@ def test_readonly_token_reads_but_cannot_write(kaiten_sandbox: Sandbox, app: Kai
     assert reader.request("GET", "/customers").status_code == 200
     for method, path in (("PUT", "/customers/acme"), ("POST", "/customers"), ("DELETE", "/customers/acme")):
         response = reader.request(method, path, json={"name": "Hacked"})
-        body = assert_problem(response, 403, "Auth.InsufficientScope")
-        assert "write:customers" in body["detail"]
+        body = assert_problem(response, 403, "Auth.MissingScope")
+        assert body["detail"] == "missing required scope: write:customers"
     stored = app.state.get("acme")
     assert stored is not None and (stored["name"], stored["domain"]) == ("Acme", "acme.example")
 
@@ -345,7 +385,7 @@ def test_readonly_token_reads_but_cannot_write(kaiten_sandbox: Sandbox, app: Kai
 def test_scopes_follow_kaiten_rules(kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
     app.configure({"scopes": ["read:customers"]})
-    assert_problem(kaiten.request("PUT", "/customers/acme", json={"name": "B"}), 403, "Auth.InsufficientScope")
+    assert_problem(kaiten.request("PUT", "/customers/acme", json={"name": "B"}), 403, "Auth.MissingScope")
     app.configure({"scopes": ["write:*"]})
     assert kaiten.request("GET", "/customers/acme").status_code == 200
     assert kaiten.request("PUT", "/customers/acme", json={"name": "B"}).status_code == 204
@@ -375,7 +415,7 @@ def test_rate_limit_fault_is_a_429_problem(kaiten_sandbox: Sandbox, kaiten: Kait
     app.seed("acme", "Acme")
     kaiten_sandbox.inject("kaiten", RateLimit(retry_after=0.5))
     response = kaiten.request("PUT", "/customers/acme", json={"name": "B"})
-    assert_problem(response, 429, "RateLimit.Exceeded")
+    assert_problem(response, 429, "TOO_MANY_REQUESTS")
     assert response.headers["Retry-After"] == "0.5"
     kaiten_sandbox.inject("kaiten", RateLimit(retry_after=1, send_retry_after_header=False))
     response = kaiten.request("GET", "/customers")
@@ -388,10 +428,10 @@ def test_rate_limit_fault_is_a_429_problem(kaiten_sandbox: Sandbox, kaiten: Kait
 @pytest.mark.parametrize(
     ("status", "code"),
     [
-        (500, "Internal.Error"),
-        (502, "Gateway.BadGateway"),
-        (503, "Service.Unavailable"),
-        (504, "Gateway.Timeout"),
+        (500, "INTERNAL"),
+        (502, "UNKNOWN"),
+        (503, "UNAVAILABLE"),
+        (504, "UNKNOWN"),
     ],
 )
 def test_server_error_fault_is_a_problem(kaiten_sandbox: Sandbox, kaiten: KaitenClient, status: int, code: str) -> None:
@@ -434,7 +474,12 @@ def test_every_answer_carries_x_request_id(kaiten_sandbox: Sandbox, kaiten: Kait
     assert [response.status_code for response in responses] == [429, 200, 204, 404, 401]
     ids = [response.headers["x-request-id"] for response in responses]
     assert ids == [entry.request_id for entry in kaiten_sandbox.journal("kaiten")]
-    assert responses[3].json()["errorId"] == ids[3]
+
+
+def test_a_500_carries_the_request_id_as_error_id(kaiten_sandbox: Sandbox, kaiten: KaitenClient) -> None:
+    kaiten_sandbox.inject("kaiten", ServerError(500))
+    response = kaiten.request("GET", "/customers")
+    assert response.json()["errorId"] == response.headers["x-request-id"]
 
 
 def test_seed_validates(app: KaitenApp) -> None:

@@ -81,10 +81,10 @@ class KaitenHook(CrmHook):
 
     def get_customer(self, slug: str) -> KaitenCustomer:
         """Read a customer; raises :class:`~airflow_provider_crm.errors.CrmNotFoundError` if absent."""
-        path = api_path("customers", _checked_slug(slug))
-        body = require_json(self.transport.request("GET", path), self.vendor)
+        checked = _checked_slug(slug)
+        body = require_json(self.transport.request("GET", api_path("customers", checked)), self.vendor)
         try:
-            return KaitenCustomer.from_document(body)
+            return KaitenCustomer.from_document(body, slug=checked)
         except ValueError as exc:
             raise CrmApiError(f"unexpected customer document: {exc}", vendor=self.vendor) from None
 

@@ -55,7 +55,15 @@ class KaitenCustomer(BaseModel):
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_document(cls, body: Any) -> KaitenCustomer:
+    def from_document(cls, body: Any, slug: str | None = None) -> KaitenCustomer:
+        """Parse a ``Customer`` document; ``slug`` stands in when the document leaves it out.
+
+        The contract lists ``slug`` as optional (only ``id``, ``name`` and the audit fields are
+        required), so a customer read by its slug keeps that slug even if the answer omits it.
+        """
         if not isinstance(body, dict):
             raise ValueError("customer document is not an object")
-        return cls.model_validate({**body, "raw": body})
+        fields = {**body, "raw": body}
+        if slug is not None and fields.get("slug") is None:
+            fields["slug"] = slug
+        return cls.model_validate(fields)

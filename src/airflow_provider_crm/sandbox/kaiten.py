@@ -2,18 +2,22 @@
 
 Routes live under ``/api``, as on a real deployment (the vendor SDK appends it to the base URL
 because every call without it answers 404). ``PUT /api/customers/{slug}`` is a full replacement
-answered with an empty 204: ``externalCustomerId`` and ``domain`` are cleared when omitted, and
-``slug``/``integrations`` may only repeat the stored values. Every error is
-``application/problem+json`` with a stable ``code``. Assumptions where the contract is silent:
-the error codes' names, ``errorId`` equal to the request's id (also sent as ``x-request-id``),
-cursors that stay valid when earlier customers are deleted, and 405 for a known path with the
-wrong method.
+answered with an empty 204: ``externalCustomerId`` and ``domain`` are cleared when omitted; a
+``slug`` other than the path's, or any non-empty ``integrations``, is refused with 422 (as the
+vendor's ``updatecustomer/endpoint.go`` does). A customer document always carries
+``externalCustomerId`` (``null`` when unset) and leaves ``domain`` and ``integrations`` out when
+there are none; a list page leaves ``nextCursor`` out on its last page. Every error is
+``application/problem+json`` (see :mod:`.kaiten_problems`). Assumptions where the vendor is
+silent: ``errorId`` (sent on 500s only) equal to the request's id, an ``x-request-id`` header on
+every answer, cursors that stay valid when earlier customers are deleted, and 405 for a known
+path with the wrong method.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import uuid
 from collections.abc import Sequence
@@ -23,15 +27,22 @@ from airflow_provider_crm.sandbox.base import VendorApp
 from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
 from airflow_provider_crm.sandbox.kaiten_problems import (
     CUSTOMER_NOT_FOUND,
-    INSUFFICIENT_SCOPE,
+    DELETE_NOT_FOUND,
+    INTEGRATIONS_NOT_SETTABLE,
     INVALID_TOKEN,
     LIMIT_REACHED,
     MALFORMED,
     METHOD_NOT_ALLOWED,
+    MISSING_AUTHORIZATION,
+    MISSING_SCOPE,
     PAYLOAD_TOO_LARGE,
     RATE_LIMITED,
     ROUTE_NOT_FOUND,
+    SLUG_NOT_RENAMEABLE,
     SLUG_TAKEN,
+    UNKNOWN_AUTHORIZATION,
+    UPDATE_NOT_FOUND,
+    VALIDATION_DETAIL,
     VALIDATION_FAILED,
     ErrorDetail,
     problem,
@@ -62,7 +73,7 @@ WEBHOOK_SECRET_PREFIX = "whsec_"
 _CURSOR = re.compile(r"seq:(\d+)")
 
 _SERVER_DETAILS = {
-    500: "An internal error occurred; quote the errorId when contacting support",
+    500: "unexpected error occurred",
     503: "The service is temporarily unavailable; retry later",
 }
 
@@ -95,6 +106,11 @@ def _bearer(request: SandboxRequest) -> str | None:
     header = request.header("Authorization") or ""
     scheme, _, credential = header.strip().partition(" ")
     return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+
+
+def quoted(value: str) -> str:
+    """A value quoted the way the vendor's messages quote it (Go's ``%q``)."""
+    return json.dumps(value, ensure_ascii=False)
 
 
 class KaitenApp(VendorApp):
@@ -147,19 +163,20 @@ class KaitenApp(VendorApp):
         granted = self.scopes if _bearer(request) == self.token else self.readonly_scopes
         missing = [scope for scope in route.roles if not has_scope(granted, scope)]
         if missing:
-            response = self._problem(
-                request, 403, INSUFFICIENT_SCOPE, f"The token lacks the scope {missing[0]} for this operation"
-            )
+            response = self._problem(request, 403, MISSING_SCOPE, f"missing required scope: {missing[0]}")
             response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{missing[0]}"'
             return response
         return route.handler(request, params)
 
     def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
-        """401, saying why when the credential is of the wrong kind."""
+        """401 with the vendor's code for a missing header, another scheme, or a bad credential."""
+        header = (request.header("Authorization") or "").strip()
         credential = _bearer(request)
+        if not header:
+            return self._unauthorized(request, MISSING_AUTHORIZATION, "Missing Authorization header")
         if credential is None:
-            detail = "Missing bearer token"
-        elif credential.startswith(PLATFORM_TOKEN_PREFIX):
+            return self._unauthorized(request, UNKNOWN_AUTHORIZATION, "Invalid Authorization header format")
+        if credential.startswith(PLATFORM_TOKEN_PREFIX):
             detail = (
                 "Platform credentials (ksm_...) are not accepted by the Core API; use a Kaiten access token (ksh_...)"
             )
@@ -167,14 +184,17 @@ class KaitenApp(VendorApp):
             detail = "A webhook signing secret (whsec_...) is not an API credential"
         else:
             detail = "Invalid or expired access token"
-        response = self._problem(request, 401, INVALID_TOKEN, detail)
+        return self._unauthorized(request, INVALID_TOKEN, detail)
+
+    def _unauthorized(self, request: SandboxRequest, code: str, detail: str) -> SandboxResponse:
+        response = self._problem(request, 401, code, detail)
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
     def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
         """429 problem with, optionally, ``Retry-After``."""
         wait = format_seconds(fault.retry_after)
-        response = self._problem(request, 429, RATE_LIMITED, f"Rate limit exceeded; retry in {wait} s")
+        response = self._problem(request, 429, RATE_LIMITED, f"too many requests: try again in {wait} s")
         if fault.send_retry_after_header:
             response.headers["Retry-After"] = wait
         return response
@@ -185,7 +205,9 @@ class KaitenApp(VendorApp):
             return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
         default = "The request was refused" if fault.status < 500 else "The upstream service failed"
         detail = _SERVER_DETAILS.get(fault.status, default)
-        return self._problem(request, fault.status, server_code(fault.status), detail)
+        # Only a withheld cause (an unexpected failure, answered 500) gets a correlation id.
+        error_id = request.request_id if fault.status == 500 else None
+        return problem(fault.status, server_code(fault.status), detail, instance=request.path, error_id=error_id)
 
     def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
         """413 problem naming the limit."""
@@ -232,23 +254,39 @@ class KaitenApp(VendorApp):
     # Test helpers.
 
     def seed(
-        self, slug: str, name: str, external_customer_id: str | None = None, domain: str | None = None
+        self,
+        slug: str,
+        name: str,
+        external_customer_id: str | None = None,
+        domain: str | None = None,
+        integrations: dict[str, dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
-        """Store a customer directly (validated like a create, not journaled); returns the record."""
+        """Store a customer directly (validated like a create, not journaled); returns the record.
+
+        ``integrations`` (adapter name -> ``CustomerIntegration``) stands for links Kaiten's own
+        connectors made; the customer endpoints cannot set them.
+        """
         fields: dict[str, Any] = {"name": name, "slug": slug, "externalCustomerId": external_customer_id}
         if domain is not None:
             fields["domain"] = domain
         errors = validate_create(fields)
+        if integrations is not None and not all(isinstance(link, dict) for link in integrations.values()):
+            errors.append(ErrorDetail("integrations", "expected object of objects", integrations))
         if errors:
             raise ValueError("; ".join(f"{error.location}: {error.message}" for error in errors))
         with self.lock:
             if self._state.get(slug) is not None:
                 raise ValueError(f"slug {slug!r} is already taken")
-            return self._state.create(fields, slug, self.service_account)
+            return self._state.create(fields | {"integrations": integrations or {}}, slug, self.service_account)
 
     def render(self, record: dict[str, Any]) -> dict[str, Any]:
-        """A stored record as the API returns it (``domain`` left out when unset)."""
-        return {key: value for key, value in record.items() if not (key == "domain" and value is None)}
+        """A stored record as the API returns it: ``domain`` and ``integrations`` left out when
+        there are none, ``externalCustomerId`` always present (``null`` when unset)."""
+        return {
+            key: value
+            for key, value in record.items()
+            if not ((key == "domain" and value is None) or (key == "integrations" and not value))
+        }
 
     # Helpers.
 
@@ -260,10 +298,10 @@ class KaitenApp(VendorApp):
         detail: str,
         errors: list[ErrorDetail] | None = None,
     ) -> SandboxResponse:
-        return problem(status, code, detail, instance=request.path, error_id=request.request_id, errors=errors)
+        return problem(status, code, detail, instance=request.path, errors=errors)
 
     def _invalid(self, request: SandboxRequest, errors: list[ErrorDetail]) -> SandboxResponse:
-        return self._problem(request, 422, VALIDATION_FAILED, "validation failed", errors)
+        return self._problem(request, 422, VALIDATION_FAILED, VALIDATION_DETAIL, errors)
 
     def _json_object(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
         if not request.body.strip():
@@ -276,8 +314,8 @@ class KaitenApp(VendorApp):
             return self._invalid(request, [ErrorDetail("body", "expected object", body)])
         return body
 
-    def _missing(self, request: SandboxRequest, slug: str) -> SandboxResponse:
-        return self._problem(request, 404, CUSTOMER_NOT_FOUND, f"customer {slug!r} not found")
+    def _missing(self, request: SandboxRequest, slug: str, code: str = CUSTOMER_NOT_FOUND) -> SandboxResponse:
+        return self._problem(request, 404, code, f"Customer with slug {quoted(slug)} not found")
 
     def _free_slug(self, name: str) -> str:
         base = slugify(name)
@@ -301,14 +339,10 @@ class KaitenApp(VendorApp):
                 return self._invalid(request, [ErrorDetail("query.cursor", "invalid cursor", cursor)])
             after = decoded
         records, last = self._state.page(after, limit)
-        return json_response(
-            200,
-            {
-                "items": [self.render(record) for record in records],
-                "hasMore": last is not None,
-                "nextCursor": encode_cursor(last) if last is not None else None,
-            },
-        )
+        page: dict[str, Any] = {"items": [self.render(record) for record in records], "hasMore": last is not None}
+        if last is not None:
+            page["nextCursor"] = encode_cursor(last)
+        return json_response(200, page)
 
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         body = self._json_object(request)
@@ -318,13 +352,14 @@ class KaitenApp(VendorApp):
         if errors:
             return self._invalid(request, errors)
         if self.customer_limit is not None and self._state.count() >= self.customer_limit:
-            detail = f"The organization reached its limit of {self.customer_limit} customers"
+            detail = "Customer creation limit reached for this organization"
             return self._problem(request, 409, LIMIT_REACHED, detail)
         slug = body.get("slug")
         if slug is None:
             slug = self._free_slug(body["name"])
         elif self._state.get(slug) is not None:
-            return self._problem(request, 409, SLUG_TAKEN, f"The slug {slug!r} is already taken")
+            detail = f"Customer with slug {quoted(slug)} already exists in this organization"
+            return self._problem(request, 409, SLUG_TAKEN, detail)
         record = self._state.create(body, slug, self.service_account)
         response = json_response(201, self.render(record), stored=True)
         response.headers["Location"] = f"/api/customers/{slug}"
@@ -344,20 +379,18 @@ class KaitenApp(VendorApp):
         errors = validate_replace(body)
         if errors:
             return self._invalid(request, errors)
-        record = self._state.get(slug)
-        if record is None:
-            return self._missing(request, slug)
-        immutable = [
-            ErrorDetail(f"body.{key}", f"{key} cannot be changed: omit it or send the stored value", body[key])
-            for key in ("slug", "integrations")
-            if key in body and body[key] != record[key]
-        ]
-        if immutable:
-            return self._invalid(request, immutable)
-        self._state.replace(slug, body, self.service_account)
+        # Refused before the customer is looked up, as the vendor's endpoint does.
+        if body.get("slug", slug) != slug:
+            detail = "slug cannot be changed through this endpoint; omit it or send the current slug"
+            return self._problem(request, 422, SLUG_NOT_RENAMEABLE, detail)
+        if body.get("integrations"):
+            detail = "integrations cannot be set through this endpoint; use the dedicated integration endpoints"
+            return self._problem(request, 422, INTEGRATIONS_NOT_SETTABLE, detail)
+        if self._state.replace(slug, body, self.service_account) is None:
+            return self._missing(request, slug, UPDATE_NOT_FOUND)
         return SandboxResponse(204, stored=True)
 
     def _delete(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         if not self._state.delete(params["slug"]):
-            return self._missing(request, params["slug"])
+            return self._missing(request, params["slug"], DELETE_NOT_FOUND)
         return SandboxResponse(204, stored=True)

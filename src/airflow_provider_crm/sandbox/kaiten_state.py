@@ -73,7 +73,7 @@ class KaitenState:
             "slug": slug,
             "externalCustomerId": fields.get("externalCustomerId"),
             "domain": fields.get("domain"),
-            "integrations": {},
+            "integrations": copy.deepcopy(dict(fields.get("integrations") or {})),
             "createdAt": now,
             "createdBy": dict(actor),
             "updatedAt": now,

@@ -3,7 +3,9 @@
 Request bodies are ``additionalProperties: false``; ``name`` has ``minLength: 1``; ``slug`` is
 2-100 characters of ``^[a-z0-9][a-z0-9-]*[a-z0-9]$``; ``domain`` is a lower-case host name with
 at least one dot and, unlike ``externalCustomerId``, refuses an explicit ``null``. Messages are
-worded like the vendor's validator ("expected string", "unexpected property").
+worded like the vendor's validator ("expected string", "unexpected property"), and a missing
+required property is reported at its parent's location (``body``), as the vendor's server notes
+(github.com/kaitencloud/kaiten ``api/internal/infrastructure/http/huma/schema_codes.go``).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def _check_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> list[Erro
         ErrorDetail(f"body.{key}", "unexpected property", value) for key, value in body.items() if key not in allowed
     ]
     if "name" not in body:
-        errors.append(ErrorDetail("body.name", "expected required property name to be present"))
+        # Reported at the parent's location, naming the property (as Kaiten's validator does).
+        errors.append(ErrorDetail("body", "expected required property name to be present"))
     elif not isinstance(body["name"], str):
         errors.append(ErrorDetail("body.name", "expected string", body["name"]))
     elif len(body["name"]) < 1:
