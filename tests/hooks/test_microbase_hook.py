@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from airflow_provider_crm.errors import (
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
 from airflow_provider_crm.sandbox import DropAfterStore, Sandbox, ServerError
 from tests.conftest import use_connection
+from tests.contracts.replay import Canned, ReplayServer
 
 UPDATE_PATH = "/services/customer/v1/customer.update"
 
@@ -230,3 +232,71 @@ def test_test_connection_is_read_only(hook: MicroBaseHook, sandbox: Sandbox) -> 
     assert ok, message
     assert [e.path for e in sandbox.journal("microbase")] == ["/services/customer/v1/customer.list"]
     assert sandbox.state("microbase").update_events() == []
+
+
+# The token endpoint's answer is not documented (only its request is, in the vendor's Postman
+# collection): the hook must read either shape, and take any refusal as refused credentials.
+
+TOKEN_PATH = "/services/oauth/v2/token"
+UPDATED = {"ok": True, "customer": {"id": "HkhhuXESl", "email": "john.doe@gmail.com", "firstName": "Jo"}}
+
+
+def _replay_conn(monkeypatch, server: ReplayServer, **extra: object) -> None:
+    conn = {
+        "conn_type": "microbase",
+        "host": server.url,
+        "login": "client-1",
+        "password": "secret-1",
+        "extra": {"token_url": TOKEN_PATH, **extra},
+    }
+    use_connection(monkeypatch, "microbase_default", conn)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"ok": True, "token": "jwt-in-envelope"},
+        {"access_token": "jwt-in-envelope", "token_type": "Bearer", "expires_in": 3600},
+    ],
+    ids=["microbase-envelope", "rfc6749-fields"],
+)
+def test_token_answer_is_read_in_either_shape(monkeypatch, answer: dict) -> None:
+    with ReplayServer(Canned(200, answer), Canned(200, UPDATED)) as server:
+        _replay_conn(monkeypatch, server)
+        assert MicroBaseHook().update_customer("HkhhuXESl", first_name="Jo").first_name == "Jo"
+    token_call, update_call = server.received
+    assert (token_call.method, token_call.path, token_call.body) == (
+        "POST",
+        TOKEN_PATH,
+        "grant_type=client_credentials&scope=api",
+    )
+    assert token_call.headers["Authorization"] == "Basic " + base64.b64encode(b"client-1:secret-1").decode()
+    assert update_call.headers["Authorization"] == "Bearer jwt-in-envelope"
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        Canned(200, {"ok": False, "error": "invalid_client"}),
+        Canned(401, {"ok": False, "error": "invalid_client"}),
+        Canned(400, {"error": "unsupported_grant_type"}),
+    ],
+    ids=["ok-false-on-200", "401", "400"],
+)
+def test_refused_client_credentials_are_an_auth_error_asked_once(monkeypatch, refusal: Canned) -> None:
+    with ReplayServer(refusal) as server:
+        _replay_conn(monkeypatch, server)
+        with pytest.raises(CrmAuthenticationError, match="refused the client credentials") as caught:
+            MicroBaseHook().update_customer("HkhhuXESl", first_name="Jo")
+        ok, message = MicroBaseHook().test_connection()
+    assert caught.value.status == refusal.status
+    assert not ok and "refused the credentials" in message and "secret-1" not in message
+    assert [r.path for r in server.received] == [TOKEN_PATH, TOKEN_PATH], "one token request per hook, no customer call"
+
+
+def test_token_endpoint_server_error_stays_a_server_error(monkeypatch) -> None:
+    with ReplayServer(Canned(500, {"ok": False, "error": {"message": "boom"}})) as server:
+        _replay_conn(monkeypatch, server, max_attempts=1)
+        with pytest.raises(CrmServerError):
+            MicroBaseHook().update_customer("HkhhuXESl", first_name="Jo")
+    assert [r.path for r in server.received] == [TOKEN_PATH]

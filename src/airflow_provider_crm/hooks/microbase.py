@@ -43,12 +43,23 @@ BUSINESS_ERRORS: dict[str, type[CrmApiError]] = {
 
 
 class MicroBaseRules(VendorRules):
-    """MicroBase reports business errors as HTTP 200 with ``ok: false``: read the body, not the status."""
+    """MicroBase reports business errors as HTTP 200 with ``ok: false``: read the body, not the status.
+
+    The envelopes, from the framework's source (microbase 0.11.0, ``src/modules/transports/http.js``
+    and ``src/modules/utils/index.js``): ``{"ok": false, "error": "<code>", "data": ...}`` from an
+    operation; ``{"ok": false, "error": {"message": ...}}`` (an object) from the last-resort
+    handler; and ``{"ok": false, "data": "<message>"}`` with no code at all when an operation
+    failed on an error that carries none (a database failure, say).
+    """
 
     vendor = "MicroBase"
 
     def parse_problem(self, response: requests.Response) -> Problem:
         body = json_or_none(response)
+        if isinstance(body, dict) and body.get("ok") is False and "error" not in body:
+            data = body.get("data")
+            message = excerpt(str(data), 300) if data not in (None, "") else "ok: false without an error code"
+            return Problem(message=message, details=data)
         if not isinstance(body, dict) or "error" not in body:
             return super().parse_problem(response)
         error, data = body.get("error"), body.get("data")
@@ -121,13 +132,33 @@ class MicroBaseHook(CrmHook):
         return self.checked_url(raw) if "://" in raw else self.base_url() + "/" + raw.lstrip("/")
 
     def _fetch_token(self) -> IssuedToken:
+        """POST the client credentials as the vendor's Postman collection does (HTTP Basic, form
+        ``grant_type=client_credentials`` and ``scope``).
+
+        The answer is not documented. A token is read from ``access_token`` or ``token``, with or
+        without the MicroBase ``ok`` envelope; a refusal may be ``ok: false`` on HTTP 200 (the
+        framework's convention) or a 4xx, and either is a :class:`CrmAuthenticationError`.
+        """
         client_secret = self.secret(self.connection.password, "client secret in its password field")
-        return self.request_token(
-            self.token_url(),
-            "",
-            data={"grant_type": "client_credentials", "scope": str(self.extra("scope", "api"))},
-            auth=HTTPBasicAuth(self.connection.login, client_secret),
-        )
+        try:
+            return self.request_token(
+                self.token_url(),
+                "",
+                data={"grant_type": "client_credentials", "scope": str(self.extra("scope", "api"))},
+                auth=HTTPBasicAuth(self.connection.login, client_secret),
+            )
+        except CrmApiError as exc:
+            if exc.status is None or exc.status >= 500:
+                raise
+            raise CrmAuthenticationError(
+                f"the token endpoint refused the client credentials: {exc.message}",
+                vendor=self.vendor,
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+                details=exc.details,
+                body_excerpt=exc.body_excerpt,
+            ) from None
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -139,13 +170,15 @@ class MicroBaseHook(CrmHook):
         credentials renews the token once.
         """
         path = api_path("services", "customer", "v1", operation)
+        renewable = isinstance(self.token_source, CachedToken)
         for attempt in (1, 2):
+            if renewable:
+                self.token_source()  # a refused client credential fails here, and is not asked twice
             try:
                 response = self.transport.request("POST", path, json=payload, idempotent=True)
                 body = require_json(response, self.vendor)
                 return body if isinstance(body, dict) else {}
             except CrmAuthenticationError:
-                renewable = isinstance(self.token_source, CachedToken)
                 if attempt == 2 or not renewable:
                     raise
                 self.token_source.invalidate()  # type: ignore[attr-defined]

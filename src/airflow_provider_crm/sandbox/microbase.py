@@ -5,9 +5,13 @@ form) body and the query string are merged into one payload, the query winning. 
 validation errors are **HTTP 200** with ``ok: false``, so clients must read the body.
 ``customer.update`` writes a field only when the sent value is truthy in JavaScript terms (an
 empty string cannot clear a field, ``tags: []`` does replace the tags) and every successful save
-publishes ``CUSTOMERS.UPDATE``, repeats included. Assumptions where the sources are silent: the
-emulator's ``customer.create`` needs only an email, an OAuth ``scope`` other than ``api`` gets 400
-``invalid_scope``, and ``customer.list`` ignores ``-field`` exclusions in ``fields``.
+publishes ``CUSTOMERS.UPDATE``, repeats included. Only answers the operation handler produced carry
+``x-request-id`` (the framework sets it after the token check); gateway pages carry no
+``X-Powered-By``. Assumptions where the sources are silent: the emulator's ``customer.create``
+needs only an email; the OAuth service documents its request (Postman collection) but not its
+answer, so the emulator answers RFC 6749 fields inside the MicroBase envelope (``ok: true``) and
+refuses with ``{"ok": false, "error": ...}`` and a 4xx; a ``scope`` other than ``api`` gets 400
+``invalid_scope``; and ``customer.list`` ignores ``-field`` exclusions in ``fields``.
 """
 
 from __future__ import annotations
@@ -67,7 +71,8 @@ CUSTOMER_SERVICE = "/services/customer/v1"
 TOKEN_PATH = "/services/oauth/v2/token"
 
 LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT = 10, 100
-LIST_FIELDS = ("id", "email", "tags", "status")  # the model's selectable fields, also the default
+# The model's selectable fields, all of them by default (micro-customer-service src/models/customerModel.js).
+LIST_FIELDS = ("id", "email", "firstName", "lastName", "tags", "status", "addresses")
 LIST_FILTERS = ("id", "email", "status", "tags")
 MERGED_FIELDS = ("firstName", "lastName", "tags", "status")
 
@@ -96,6 +101,25 @@ def _error_message(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Error"
+
+
+def _set_request_id(request: SandboxRequest, response: SandboxResponse) -> None:
+    """``x-request-id``: a fresh short id, appended to the caller's id when one was sent."""
+    incoming = request.header("x-request-id")
+    suffix = new_short_id()
+    response.headers.setdefault("x-request-id", f"{incoming}:{suffix}" if incoming else suffix)
+
+
+def _from_gateway(response: SandboxResponse) -> bool:
+    """The gateway's own page (the service never answered)."""
+    return response.status in GATEWAY_STATUSES and response.content_type.startswith("text/html")
+
+
+def _checked_addresses(addresses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for address in addresses:
+        if not isinstance(address, dict) or not isinstance(address.get("id"), str) or not address["id"]:
+            raise ValueError(f"every address needs a string id, got {address!r}")
+    return copy.deepcopy(addresses)
 
 
 def _split(value: Any) -> list[str]:
@@ -159,7 +183,9 @@ class MicroBaseApp(VendorApp):
         payload = self._payload(request)
         if isinstance(payload, SandboxResponse):
             return payload
-        return operation(request, payload)
+        response = operation(request, payload)
+        _set_request_id(request, response)
+        return response
 
     def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
         """401 ``invalid_token``, after the checks the framework makes before the token check."""
@@ -183,7 +209,10 @@ class MicroBaseApp(VendorApp):
             return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
         if fault.status in GATEWAY_STATUSES:
             return gateway_page(fault.status)
-        return framework_error(fault.status, _error_message(fault.status), name="Error")
+        # A thrown Error has no enumerable fields of its own, so only its message is copied.
+        response = framework_error(fault.status, _error_message(fault.status))
+        _set_request_id(request, response)
+        return response
 
     def gateway_error(self, request: SandboxRequest, fault: GatewayPage) -> SandboxResponse:
         """NGINX's page, as for 502/503/504 from ``server_error``."""
@@ -204,11 +233,9 @@ class MicroBaseApp(VendorApp):
         return express_not_found(request.method, request.path)
 
     def decorate(self, request: SandboxRequest, response: SandboxResponse) -> None:
-        """``x-request-id``: a fresh short id, appended to the caller's id when one was sent."""
-        incoming = request.header("x-request-id")
-        suffix = new_short_id()
-        response.headers.setdefault("x-request-id", f"{incoming}:{suffix}" if incoming else suffix)
-        response.headers.setdefault("X-Powered-By", "microbase")
+        """``X-Powered-By: microbase`` on everything the service (not the gateway) answers."""
+        if not _from_gateway(response):
+            response.headers.setdefault("X-Powered-By", "microbase")
 
     def reset_state(self) -> None:
         """Forget customers, events and issued tokens."""
@@ -238,8 +265,12 @@ class MicroBaseApp(VendorApp):
         last_name: str | None = None,
         status: str = "ACTIVE",
         tags: list[str] | None = None,
+        addresses: list[dict[str, Any]] | None = None,
     ) -> str:
-        """Store a customer directly (no event, not journaled); returns its id."""
+        """Store a customer directly (no event, not journaled); returns its id.
+
+        ``addresses`` are stored as given (each needs an ``id``), in the service's address shape.
+        """
         if not email or not is_email(email):
             raise ValueError(f"a valid email is required, got {email!r}")
         if status not in STATUSES:
@@ -250,6 +281,7 @@ class MicroBaseApp(VendorApp):
             if self._state.email_owner(email) is not None:
                 raise ValueError(f"email {email!r} is already used")
             record = self._new_record(email, first_name, last_name, status, list(tags or []), id)
+            record["addresses"] = _checked_addresses(addresses or [])
             return str(self._state.save(record)["id"])
 
     def issue_token(self, client_id: str | None = None, scope: str = "api") -> str:
@@ -263,9 +295,16 @@ class MicroBaseApp(VendorApp):
 
     @staticmethod
     def render(record: dict[str, Any], fields: tuple[str, ...] | None = None) -> dict[str, Any]:
-        """A stored record in the service's client shape, or only ``fields`` (list answers)."""
+        """A stored record in the service's client shape, or only ``fields`` (list answers).
+
+        Unset fields are left out, as Mongoose's ``toJSON`` leaves them out.
+        """
         keys = ("email", "firstName", "lastName", "status", "tags", "addresses", "id")
-        return {key: copy.deepcopy(record[key]) for key in keys if fields is None or key in fields}
+        return {
+            key: copy.deepcopy(record[key])
+            for key in keys
+            if (fields is None or key in fields) and record.get(key) is not None
+        }
 
     # Helpers.
 
@@ -422,6 +461,7 @@ class MicroBaseApp(VendorApp):
             return plain_error(400, "invalid_scope")
         token = self.issue_token(self.client_id, scope)
         body = {
+            "ok": True,
             "access_token": token,
             "token_type": "Bearer",
             "expires_in": expires_in(self.token_ttl_seconds),

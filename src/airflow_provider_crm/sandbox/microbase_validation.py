@@ -1,9 +1,12 @@
 """MicroBase customer-service rules, in the order the service applies them.
 
-First the operation's JSON schema checks the merged payload (``payload.id: is required``); extra
-properties are allowed. Then the handler runs its own checks (``isemail`` on a new email). Last the
-Mongoose model validates on save (``status`` enum) and the unique email index refuses duplicates.
-Fields are merged JavaScript-style: a sent value replaces the stored one only if it is truthy.
+First the operation's JSON schema checks the merged payload; extra properties are allowed. The
+framework validates with Ajv 4 in its default mode, which stops at the first problem, and reports it
+as ``payload<dataPath>: <message>`` (its own test expects ``payload: should have required property
+'lastName'``: dasanor/microbase:src/test/testInMiddlewares.js, src/modules/utils/index.js). Then
+the handler runs its own checks (``isemail`` on a new email). Last the Mongoose model validates on
+save (``status`` enum) and the unique email index refuses duplicates. Fields are merged
+JavaScript-style: a sent value replaces the stored one only if it is truthy.
 """
 
 from __future__ import annotations
@@ -25,16 +28,12 @@ class Schema:
     properties: Mapping[str, str]
 
 
-_PERSON = {
-    "email": "string",
-    "firstName": "string",
-    "lastName": "string",
-    "status": "string",
-    "tags": "array",
-}
-UPDATE_SCHEMA = Schema(("id",), {"id": "string", **_PERSON})
+# Property order matters: Ajv reports the first failing property in schema order
+# (micro-customer-service src/operations/schemas/updateCustomerSchema.js, createCustomerSchema.js).
+_NAMES = {"firstName": "string", "lastName": "string", "tags": "array", "status": "string"}
+UPDATE_SCHEMA = Schema(("id",), {"id": "string", "email": "string", **_NAMES})
 # The vendor also requires password, firstName and lastName; the emulator only needs an email.
-CREATE_SCHEMA = Schema(("email",), {"password": "string", **_PERSON})
+CREATE_SCHEMA = Schema(("email",), {"email": "string", "password": "string", **_NAMES})
 INFO_SCHEMA = Schema(("id",), {"id": "string"})
 
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -70,26 +69,29 @@ def js_number(value: Any) -> float:
 
 
 def schema_errors(payload: Any, schema: Schema) -> list[str]:
-    """Problems the operation's JSON schema reports, as ``payload.<field>: <message>`` strings."""
+    """The first problem the operation's JSON schema finds, as ``[payload<path>: <message>]``.
+
+    Ajv checks the type of the payload, then the required names, then each property in schema
+    order, and stops at the first failure; so there is at most one message.
+    """
     if not isinstance(payload, dict):
         return ["payload: should be object"]
-    errors = [f"payload.{name}: is required" for name in schema.required if name not in payload]
+    for name in schema.required:
+        if name not in payload:
+            return [f"payload: should have required property '{name}'"]
     for name, kind in schema.properties.items():
         if name not in payload:
             continue
         value = payload[name]
         if kind == "string" and not isinstance(value, str):
-            errors.append(f"payload.{name}: should be string")
-        elif kind == "array":
+            return [f"payload.{name}: should be string"]
+        if kind == "array":
             if not isinstance(value, list):
-                errors.append(f"payload.{name}: should be array")
-            else:
-                errors.extend(
-                    f"payload.{name}[{index}]: should be string"
-                    for index, item in enumerate(value)
-                    if not isinstance(item, str)
-                )
-    return errors
+                return [f"payload.{name}: should be array"]
+            for index, item in enumerate(value):
+                if not isinstance(item, str):
+                    return [f"payload.{name}[{index}]: should be string"]
+    return []
 
 
 def model_errors(record: Mapping[str, Any]) -> list[str]:
