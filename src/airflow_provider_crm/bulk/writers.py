@@ -3,9 +3,11 @@
 Record shapes (keys as in the hooks' arguments):
 
 - Kustomer create: ``external_id`` (the key; strongly advised), ``title``, ``custom``,
-  ``customer_id``, ``description``, ``tags``, ``data``, ``imported_at``.
+  ``customer_id``, ``company_id``, ``description``, ``tags``, ``data``, ``icon``, ``images``,
+  ``created_at``, ``imported_at``.
 - Kustomer update: ``id`` (the key) plus any of ``title``, ``custom``, ``external_id``,
-  ``description``, ``tags``, ``data``.
+  ``description``, ``tags``, ``data``, ``icon``, ``images``, ``created_at``, ``imported_at``,
+  ``rev``, ``parent``.
 - Kaiten: ``slug`` (the key) plus any of ``name``, ``external_customer_id``, ``domain``; a field
   that is absent keeps its value, a field set to ``null`` is cleared.
 - MicroBase: ``id`` (the key) plus any of ``email``, ``first_name``, ``last_name``, ``status``,
@@ -130,7 +132,20 @@ class PerRecordWriter:
 class KustomerCreateWriter(PerRecordWriter):
     """Creates KObjects; a record whose external id already exists is ``unchanged``."""
 
-    FIELDS = ("title", "custom", "external_id", "customer_id", "description", "tags", "data", "imported_at")
+    FIELDS = (
+        "title",
+        "custom",
+        "external_id",
+        "customer_id",
+        "company_id",
+        "description",
+        "tags",
+        "data",
+        "icon",
+        "images",
+        "created_at",
+        "imported_at",
+    )
 
     def __init__(self, hook: KustomerHook, klass_name: str) -> None:
         self.hook = hook
@@ -158,7 +173,21 @@ class KustomerCreateWriter(PerRecordWriter):
 
 
 class KustomerUpdateWriter(PerRecordWriter):
-    FIELDS = ("id", "title", "custom", "external_id", "description", "tags", "data")
+    FIELDS = (
+        "id",
+        "title",
+        "custom",
+        "external_id",
+        "description",
+        "tags",
+        "data",
+        "icon",
+        "images",
+        "created_at",
+        "imported_at",
+        "rev",
+        "parent",
+    )
 
     def __init__(self, hook: KustomerHook, klass_name: str) -> None:
         self.hook = hook
@@ -188,6 +217,10 @@ class KustomerUpdateWriter(PerRecordWriter):
             return Outcome(
                 item.index, item.key, INVALID, status="error", error_code="not_found", error_message="no such KObject"
             )
+        rev = item.prepared.get("rev")
+        if rev is not None and found.rev is not None and rev != found.rev:
+            message = f"rev {rev} is stale: the KObject is at rev {found.rev}; Kustomer would answer 409"
+            return Outcome(item.index, item.key, INVALID, status="error", error_code="stale_rev", error_message=message)
         return Outcome(item.index, item.key, WOULD_UPDATE, remote_id=found.id)
 
 

@@ -18,6 +18,7 @@ from airflow_provider_crm.errors import (
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.validation import validate_model
+from airflow_provider_crm.models.values import aware_datetime
 from airflow_provider_crm.transport import Problem, Raw, VendorRules, api_path, escape_segment, json_or_none
 from airflow_provider_crm.transport.paths import segment
 from airflow_provider_crm.transport.rules import require_json
@@ -143,9 +144,13 @@ class KustomerHook(CrmHook):
         custom: dict[str, Any] | None = None,
         external_id: str | None = None,
         customer_id: str | None = None,
+        company_id: str | None = None,
         description: str | None = None,
         tags: list[str] | None = None,
         data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
         imported_at: Any = None,
     ) -> tuple[KObject, bool]:
         """Create a KObject, never twice; also say whether this call created it.
@@ -154,8 +159,10 @@ class KustomerHook(CrmHook):
         is resolved by looking the record up before sending again, and a 409 for an external id
         that already exists returns the stored record. Without it, an unknown outcome raises
         :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError` rather than risk a
-        duplicate. ``imported_at`` is passed through; Kustomer exempts such creates from its
-        per-customer create limit.
+        duplicate. ``customer_id`` links the object to a customer (it goes in the path),
+        ``company_id`` to a company. ``created_at``/``imported_at`` are date-times (aware
+        ``datetime`` or ISO 8601 with an offset); Kustomer exempts creates with ``importedAt``
+        from its per-customer create limit.
         """
         record = _record("create", klass_name, external_id)
         body = validate_model(
@@ -164,9 +171,13 @@ class KustomerHook(CrmHook):
                 title=title,
                 custom=custom,
                 external_id=external_id,
+                company_id=company_id,
                 description=description,
                 tags=tags,
                 data=data,
+                icon=icon,
+                images=images,
+                created_at=created_at,
                 imported_at=imported_at,
             ),
             record=record,
@@ -201,9 +212,13 @@ class KustomerHook(CrmHook):
         custom: dict[str, Any] | None = None,
         external_id: str | None = None,
         customer_id: str | None = None,
+        company_id: str | None = None,
         description: str | None = None,
         tags: list[str] | None = None,
         data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
         imported_at: Any = None,
     ) -> KObject:
         """Create a KObject, never twice (see :meth:`create_or_get_kobject`)."""
@@ -213,9 +228,13 @@ class KustomerHook(CrmHook):
             custom=custom,
             external_id=external_id,
             customer_id=customer_id,
+            company_id=company_id,
             description=description,
             tags=tags,
             data=data,
+            icon=icon,
+            images=images,
+            created_at=created_at,
             imported_at=imported_at,
         )
         return kobject
@@ -231,8 +250,24 @@ class KustomerHook(CrmHook):
         description: str | None = None,
         tags: list[str] | None = None,
         data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
+        imported_at: Any = None,
+        rev: int | None = None,
+        parent: str | None = None,
     ) -> KObject:
-        """Update a KObject with PUT; arguments left ``None`` are not sent."""
+        """Update a KObject with PUT; arguments left ``None`` are not sent.
+
+        ``rev`` is the revision last read (``KObject.rev``): Kustomer then refuses the update
+        with 409 when the object changed in between. A 409 is raised as
+        :class:`~airflow_provider_crm.errors.CrmConflictError` naming ``rev`` and is never
+        resent: resending the same stale revision cannot succeed. For the same reason an update
+        with ``rev`` whose outcome is unknown (5xx, connection lost after sending) is not simply
+        resent: the object is read first. Still at ``rev``: not applied, sent again. At ``rev + 1``
+        holding the values sent: applied, that state is returned. Anything else:
+        :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError`.
+        """
         record = f"Kustomer KObject update {klass_name}/{kobject_id}"
         fields = _given(
             title=title,
@@ -241,10 +276,38 @@ class KustomerHook(CrmHook):
             description=description,
             tags=tags,
             data=data,
+            icon=icon,
+            images=images,
+            created_at=created_at,
+            imported_at=imported_at,
+            rev=rev,
+            parent=parent,
         )
         body = validate_model(KObjectUpdate, fields, record=record).to_body()
         path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
-        return self._parse(self.transport.request("PUT", path, json=body))
+        reconcile = None if rev is None else (lambda: self._applied_at_next_rev(path, body, rev, record))
+        try:
+            response = self.transport.request("PUT", path, json=body, idempotent=rev is None, reconcile=reconcile)
+        except CrmConflictError as exc:
+            raise _update_conflict(exc, record, rev) from exc
+        return self._parse(response)
+
+    def _applied_at_next_rev(self, path: str, body: dict[str, Any], rev: int, record: str) -> requests.Response | None:
+        """After an unknown outcome of an update with ``rev``: the stored object if it was applied,
+        ``None`` if it was not (safe to resend); raise when the object moved on otherwise."""
+        response = self.transport.request("GET", path)
+        current = self._parse(response)
+        if current.rev == rev:
+            return None
+        attributes = (current.raw.get("data") or {}).get("attributes") or {}
+        if current.rev == rev + 1 and _holds(attributes, body):
+            return response
+        raise CrmOutcomeUnknownError(
+            f"{record}: the update with rev {rev} got no answer, and the KObject is now at rev {current.rev} "
+            "without the values sent: another change came in between, so this one was most likely refused as "
+            "stale. Read the object again and decide.",
+            vendor=self.vendor,
+        )
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -277,6 +340,55 @@ class KustomerHook(CrmHook):
 
 def _given(**fields: Any) -> dict[str, Any]:
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _holds(attributes: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Whether a stored KObject shows every value an update sent (fields it doesn't return are skipped)."""
+    for name, sent in body.items():
+        if name == "rev" or name not in attributes:
+            continue
+        held = attributes[name]
+        if name == "custom" and isinstance(sent, dict) and isinstance(held, dict):
+            if not all(_same(value, held.get(key)) for key, value in sent.items()):
+                return False
+        elif not _same(sent, held):
+            return False
+    return True
+
+
+def _same(sent: Any, held: Any) -> bool:
+    """Equal, or the same instant written two ways (the hook sends date-times in UTC)."""
+    if sent == held:
+        return True
+    if isinstance(sent, str) and isinstance(held, str):
+        try:
+            return bool(aware_datetime(sent) == aware_datetime(held))
+        except ValueError:
+            return False
+    return False
+
+
+def _update_conflict(error: CrmConflictError, record: str, rev: int | None) -> CrmConflictError:
+    """A 409 on update, explained: Kustomer uses 409 for optimistic locking on ``rev``."""
+    if rev is not None:
+        reason = (
+            f"rev {rev} is stale: the KObject changed since that revision was read. Read it again "
+            "(KObject.rev) and send the update with the current rev"
+        )
+    else:
+        reason = (
+            "Kustomer reports a conflict (409 is its answer to a stale rev, optimistic locking, or to an "
+            "externalId another KObject already holds)"
+        )
+    return CrmConflictError(
+        f"{record}: {reason}. Kustomer said: {error.message}",
+        vendor=error.vendor,
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+        details=error.details,
+        body_excerpt=error.body_excerpt,
+    )
 
 
 def _record(action: str, klass_name: str, external_id: str | None) -> str:

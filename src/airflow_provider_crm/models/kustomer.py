@@ -1,9 +1,14 @@
 """Kustomer KObject requests and responses.
 
-Custom attributes are typed by their name's suffix (Kustomer's own convention): ``Num``
-number, ``At`` date-time, ``Str``/``Txt`` string of at most 1024 characters, ``Bool`` boolean,
-``Url`` http(s) URI; ``null`` is allowed for every type. A key with any other suffix is refused
-here, before a request is sent, because Kustomer would refuse it with a 400.
+Custom attributes are typed by their name's suffix (Kustomer's own convention, see
+developer.kustomer.com/docs/concepts/custom-attributes): ``Num`` number, ``At`` date-time,
+``Str``/``Txt`` string of at most 1024 characters, ``Bool`` boolean, ``Url`` http(s) URI, ``Id``
+a reference to another object (its id, a non-empty string); ``null`` is allowed for every type.
+A key with any other suffix is refused here, before a request is sent, because Kustomer would
+refuse it with a 400.
+
+Body fields and their limits follow Kustomer's OpenAPI for ``POST /v1/klasses/{name}`` and
+``PUT /v1/klasses/{name}/{id}`` (as shipped in the kustomer-client SDK, ``openapi.json``).
 """
 
 from __future__ import annotations
@@ -13,12 +18,20 @@ import math
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
 from airflow_provider_crm.models.values import iso_with_offset
 
 MAX_TEXT_LENGTH = 1024
-CUSTOM_SUFFIXES = ("Num", "At", "Str", "Txt", "Bool", "Url")
+MAX_TITLE_LENGTH = 256
+"""``title`` and ``externalId``: 1..256 characters."""
+MAX_DESCRIPTION_LENGTH = 10240
+MAX_ICON_LENGTH = 64
+MAX_LIST_ITEMS = 20
+"""``images`` and ``tags``: at most 20 distinct items each."""
+MAX_TAG_LENGTH = 64
+MAX_CUSTOM_ATTRIBUTES = 100
+CUSTOM_SUFFIXES = ("Num", "At", "Str", "Txt", "Bool", "Url", "Id")
 
 
 def _check_number(value: Any) -> Any:
@@ -52,6 +65,15 @@ def _check_url(value: Any) -> Any:
     return value
 
 
+def _check_reference(value: Any) -> Any:
+    """An ``Id`` attribute holds the id of another object (e.g. ``"5822a4a5aa5f92110005d69a"``)."""
+    if not isinstance(value, str):
+        raise ValueError(f"must be an id string (a reference to another object), got {type(value).__name__}")
+    if not value.strip():
+        raise ValueError("must be a non-empty id string (a reference to another object)")
+    return value
+
+
 _CHECKS = {
     "Num": _check_number,
     "At": iso_with_offset,
@@ -59,6 +81,7 @@ _CHECKS = {
     "Txt": _check_text,
     "Bool": _check_bool,
     "Url": _check_url,
+    "Id": _check_reference,
 }
 
 
@@ -74,6 +97,8 @@ def normalise_custom(custom: Any) -> dict[str, Any]:
     """Check every custom attribute against its suffix; return the values as they will be sent."""
     if not isinstance(custom, dict):
         raise ValueError(f"custom must be a mapping of attribute names to values, got {type(custom).__name__}")
+    if len(custom) > MAX_CUSTOM_ATTRIBUTES:
+        raise ValueError(f"custom must have at most {MAX_CUSTOM_ATTRIBUTES} attributes, got {len(custom)}")
     result: dict[str, Any] = {}
     for name, value in custom.items():
         if not isinstance(name, str):
@@ -82,7 +107,7 @@ def normalise_custom(custom: Any) -> dict[str, Any]:
         if suffix is None:
             raise ValueError(
                 f"attribute {name!r} has no known type suffix; names must end in one of "
-                f"{', '.join(CUSTOM_SUFFIXES)} (e.g. totalNum, shippedAt)"
+                f"{', '.join(CUSTOM_SUFFIXES)} (e.g. totalNum, shippedAt, primaryOrderId)"
             )
         if value is None:
             result[name] = None
@@ -104,20 +129,42 @@ def _json_object(value: Any) -> Any:
     return value
 
 
-NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
+def _distinct(items: list[str]) -> list[str]:
+    if len(set(items)) != len(items):
+        raise ValueError("must not repeat an item")
+    return items
+
+
+ShortText = Annotated[StrictStr, Field(min_length=1, max_length=MAX_TITLE_LENGTH)]
+ObjectId = Annotated[StrictStr, AfterValidator(_check_reference)]
 IsoDateTime = Annotated[str, BeforeValidator(iso_with_offset)]
 JsonObject = Annotated[dict[str, Any], BeforeValidator(_json_object)]
 CustomAttributes = Annotated[dict[str, Any], BeforeValidator(normalise_custom)]
+Tags = Annotated[
+    list[Annotated[StrictStr, Field(min_length=1, max_length=MAX_TAG_LENGTH)]],
+    Field(max_length=MAX_LIST_ITEMS),
+    AfterValidator(_distinct),
+]
+Images = Annotated[
+    list[Annotated[StrictStr, AfterValidator(_check_url)]],
+    Field(max_length=MAX_LIST_ITEMS),
+    AfterValidator(_distinct),
+]
+Revision = Annotated[StrictInt, Field(ge=0)]
 
 
 class _KObjectFields(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    external_id: NonEmptyText | None = Field(default=None, serialization_alias="externalId")
-    description: StrictStr | None = None
-    tags: list[StrictStr] | None = None
+    external_id: ShortText | None = Field(default=None, serialization_alias="externalId")
+    description: Annotated[StrictStr, Field(max_length=MAX_DESCRIPTION_LENGTH)] | None = None
+    icon: Annotated[StrictStr, Field(max_length=MAX_ICON_LENGTH)] | None = None
+    images: Images | None = None
+    tags: Tags | None = None
     data: JsonObject | None = None
     custom: CustomAttributes | None = None
+    created_at: IsoDateTime | None = Field(default=None, serialization_alias="createdAt")
+    imported_at: IsoDateTime | None = Field(default=None, serialization_alias="importedAt")
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body: fields left ``None`` are not sent (``null`` inside ``custom`` is)."""
@@ -126,16 +173,24 @@ class _KObjectFields(BaseModel):
 
 
 class KObjectCreate(_KObjectFields):
-    """Body of ``POST /v1/klasses/{name}``."""
+    """Body of ``POST /v1/klasses/{name}``; the customer link travels in the path instead
+    (``POST /v1/customers/{id}/klasses/{name}``), the company as ``company``."""
 
-    title: NonEmptyText
-    imported_at: IsoDateTime | None = Field(default=None, serialization_alias="importedAt")
+    title: ShortText
+    company_id: ObjectId | None = Field(default=None, serialization_alias="company")
 
 
 class KObjectUpdate(_KObjectFields):
-    """Body of ``PUT /v1/klasses/{name}/{id}``; every field optional, only given ones sent."""
+    """Body of ``PUT /v1/klasses/{name}/{id}``; every field optional, only given ones sent.
 
-    title: NonEmptyText | None = None
+    ``rev`` is the revision the caller last read: Kustomer answers 409 when the object has
+    changed since (optimistic locking). ``parent`` is sent by Kustomer's own workflow action
+    ``kustomer.kobject.update``; the public OpenAPI does not list it.
+    """
+
+    title: ShortText | None = None
+    rev: Revision | None = None
+    parent: ObjectId | None = None
 
 
 class KObject(BaseModel):

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from airflow_provider_crm.hooks.kustomer import KustomerHook
 
-_PAYLOAD_RENDERERS = {"custom": "json", "data": "json", "tags": "json"}
+_PAYLOAD_RENDERERS = {"custom": "json", "data": "json", "tags": "json", "images": "json"}
 
 
 class _KustomerOperator(BaseOperator):
@@ -37,9 +37,9 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
     Give ``external_id`` whenever the source has a stable key: it makes the create safe to
     retry (an unknown outcome is resolved by looking the record up, and an id that already
     exists returns the stored record instead of creating a second one). Without it, a create
-    whose outcome is unknown fails rather than risk a duplicate. ``customer_id`` links the
-    object to a customer; ``imported_at`` (datetime or ISO 8601 with offset) marks imported
-    history and lifts Kustomer's per-customer create limit.
+    whose outcome is unknown fails rather than risk a duplicate. ``customer_id`` and
+    ``company_id`` link the object to a customer and a company; ``imported_at`` (datetime or
+    ISO 8601 with offset) marks imported history and lifts Kustomer's per-customer create limit.
     """
 
     template_fields: Sequence[str] = (
@@ -48,9 +48,13 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
         "custom",
         "external_id",
         "customer_id",
+        "company_id",
         "description",
         "tags",
         "data",
+        "icon",
+        "images",
+        "created_at",
         "imported_at",
     )
     template_fields_renderers = _PAYLOAD_RENDERERS
@@ -63,9 +67,13 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
         custom: dict[str, Any] | None = None,
         external_id: str | None = None,
         customer_id: str | None = None,
+        company_id: str | None = None,
         description: str | None = None,
         tags: list[str] | None = None,
         data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
         imported_at: Any = None,
         kustomer_conn_id: str = "kustomer_default",
         **kwargs: Any,
@@ -76,9 +84,13 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
         self.custom = custom
         self.external_id = external_id
         self.customer_id = customer_id
+        self.company_id = company_id
         self.description = description
         self.tags = tags
         self.data = data
+        self.icon = icon
+        self.images = images
+        self.created_at = created_at
         self.imported_at = imported_at
 
     def execute(self, context: Context) -> str:
@@ -89,9 +101,13 @@ class KustomerCreateKObjectOperator(_KustomerOperator):
             custom=self.custom,
             external_id=self.external_id,
             customer_id=self.customer_id,
+            company_id=self.company_id,
             description=self.description,
             tags=self.tags,
             data=self.data,
+            icon=self.icon,
+            images=self.images,
+            created_at=self.created_at,
             imported_at=self.imported_at,
         )
         self.log.info("Kustomer KObject %s is stored in klass %s", kobject.id, self.klass_name)
@@ -103,7 +119,9 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
     """Update KObject ``kobject_id`` of ``klass_name`` and return its id.
 
     Only the arguments given are sent; ``None`` means "leave as is". A ``None`` value inside
-    ``custom`` is sent as ``null`` and clears that attribute.
+    ``custom`` is sent as ``null`` and clears that attribute. ``rev`` (the revision last read)
+    makes Kustomer refuse the update with 409 when the object changed since; the task then fails
+    with :class:`~airflow_provider_crm.errors.CrmConflictError` naming ``rev``.
     """
 
     template_fields: Sequence[str] = (
@@ -115,6 +133,12 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
         "description",
         "tags",
         "data",
+        "icon",
+        "images",
+        "created_at",
+        "imported_at",
+        "rev",
+        "parent",
     )
     template_fields_renderers = _PAYLOAD_RENDERERS
 
@@ -129,6 +153,12 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
         description: str | None = None,
         tags: list[str] | None = None,
         data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
+        imported_at: Any = None,
+        rev: int | None = None,
+        parent: str | None = None,
         kustomer_conn_id: str = "kustomer_default",
         **kwargs: Any,
     ) -> None:
@@ -141,6 +171,12 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
         self.description = description
         self.tags = tags
         self.data = data
+        self.icon = icon
+        self.images = images
+        self.created_at = created_at
+        self.imported_at = imported_at
+        self.rev = rev
+        self.parent = parent
 
     def execute(self, context: Context) -> str:
         hook = self.hook()
@@ -153,7 +189,20 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
             description=self.description,
             tags=self.tags,
             data=self.data,
+            icon=self.icon,
+            images=self.images,
+            created_at=self.created_at,
+            imported_at=self.imported_at,
+            rev=_revision(self.rev),
+            parent=self.parent,
         )
         self.log.info("Kustomer KObject %s in klass %s is updated", kobject.id, self.klass_name)
         push_record_url(context, hook.record_url(id=kobject.id, klass=self.klass_name, customer_id=kobject.customer_id))
         return kobject.id
+
+
+def _revision(rev: Any) -> Any:
+    """A templated ``rev`` renders as text (``"3"``); digits are the revision number."""
+    if isinstance(rev, str) and rev.strip().isdigit():
+        return int(rev.strip())
+    return rev

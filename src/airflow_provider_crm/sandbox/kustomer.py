@@ -1,11 +1,15 @@
 """Kustomer emulator: KObject create/update/get/lookup with Kustomer's validation and errors.
 
-Behaviour follows Kustomer's API reference where it is documented. Assumptions where it is not:
-lookup by an unknown externalId answers 404; PUT merges the given top-level fields and merges
-``custom`` key by key; ``rev`` in an update body is accepted and ignored (``rev`` is bumped on
-every update); ``x-ratelimit-reset`` is sent as seconds to wait. Both documented error shapes
-occur: ``{"code","message","meta"}`` (400, unknown route) and JSON:API
-``{"status","code","title","detail"}`` (401, 403, 404 for a missing object, 409, 429, 5xx).
+Behaviour follows Kustomer's API reference where it is documented. ``rev`` is optimistic
+locking (Kustomer's errors page: "409 Conflict: Typically related to optimistic locking"): every
+update bumps the stored ``rev``, and an update whose body carries another ``rev`` than the stored
+one is refused with 409 and changes nothing. Assumptions where the reference is silent: lookup by
+an unknown externalId answers 404; PUT merges the given top-level fields and merges ``custom``
+key by key (whether Kustomer merges or replaces ``custom`` is not documented); the 409 body for a
+stale ``rev`` (not documented) is a JSON:API error pointing at ``/rev``; ``x-ratelimit-reset`` is
+sent as seconds to wait. Both documented error shapes occur: ``{"code","message","meta"}`` (400,
+unknown route) and JSON:API ``{"status","code","title","detail"}`` (401, 403, 404 for a missing
+object, 409, 429, 5xx).
 """
 
 from __future__ import annotations
@@ -222,8 +226,13 @@ class KustomerApp(VendorApp):
 
     # Test helpers.
 
-    def seed(self, klass: str, fields: dict[str, Any], customer: str | None = None) -> dict[str, Any]:
-        """Store an object directly (validated like a create, not journaled); returns the record."""
+    def seed(
+        self, klass: str, fields: dict[str, Any], customer: str | None = None, *, rev: int | None = None
+    ) -> dict[str, Any]:
+        """Store an object directly (validated like a create, not journaled); returns the record.
+
+        ``rev`` sets the stored revision, e.g. to stand for an object updated several times.
+        """
         errors = validate_create(fields)
         if errors:
             raise ValueError("; ".join(error.message for error in errors))
@@ -231,7 +240,8 @@ class KustomerApp(VendorApp):
             external_id = fields.get("externalId")
             if external_id is not None and self._state.external_id_owner(klass, external_id):
                 raise ValueError(f"externalId {external_id!r} already exists in klass {klass!r}")
-            return self._state.create(klass, fields, customer if customer is not None else fields.get("customer"))
+            owner = customer if customer is not None else fields.get("customer")
+            return self._state.create(klass, fields, owner, rev=rev)
 
     # Helpers.
 
@@ -273,6 +283,13 @@ class KustomerApp(VendorApp):
     def _conflict(self, klass: str, external_id: str) -> SandboxResponse:
         detail = f"externalId {external_id!r} already exists in klass {klass!r}"
         return json_response(409, jsonapi_error(409, detail, pointer="/externalId"))
+
+    def _stale(self, klass: str, kobject_id: str, sent: Any, current: int) -> SandboxResponse:
+        detail = (
+            f"rev {sent!r} is stale: KObject {kobject_id!r} in klass {klass!r} is at rev {current}; "
+            "read it again and resend with the current rev"
+        )
+        return json_response(409, jsonapi_error(409, detail, pointer="/rev"))
 
     def _missing(self, klass: str, what: str) -> SandboxResponse:
         return json_response(404, jsonapi_error(404, f"KObject {what} not found in klass {klass!r}"))
@@ -357,8 +374,11 @@ class KustomerApp(VendorApp):
         errors = validate_update(body)
         if errors:
             return self._invalid(errors)
-        if self._state.get(klass, kobject_id) is None:
+        stored = self._state.get(klass, kobject_id)
+        if stored is None:
             return self._missing(klass, repr(kobject_id))
+        if "rev" in body and body["rev"] != stored["rev"]:
+            return self._stale(klass, kobject_id, body["rev"], stored["rev"])
         external_id = body.get("externalId")
         if external_id is not None:
             owner = self._state.external_id_owner(klass, external_id)

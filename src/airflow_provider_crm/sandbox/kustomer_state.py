@@ -84,8 +84,10 @@ class KustomerState:
         with self._lock:
             return self._external_ids.get(klass, {}).get(external_id)
 
-    def create(self, klass: str, fields: Mapping[str, Any], customer: str | None) -> dict[str, Any]:
-        """Store a new object and return it."""
+    def create(
+        self, klass: str, fields: Mapping[str, Any], customer: str | None, *, rev: int | None = None
+    ) -> dict[str, Any]:
+        """Store a new object (at ``rev``, default 1) and return it."""
         now = utc_now_iso()
         fields = copy.deepcopy(dict(fields))
         record: dict[str, Any] = {
@@ -99,7 +101,7 @@ class KustomerState:
             "images": fields.get("images", []),
             "custom": fields.get("custom", {}),
             "tags": fields.get("tags", []),
-            "rev": 1,
+            "rev": 1 if rev is None else rev,
             "createdAt": fields.get("createdAt") or now,
             "updatedAt": now,
             "externalId": fields.get("externalId"),
@@ -114,7 +116,10 @@ class KustomerState:
             return copy.deepcopy(record)
 
     def update(self, klass: str, kobject_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Merge fields into an object (``custom`` key by key), bump ``rev``; ``None`` if unknown."""
+        """Merge fields into an object (``custom`` key by key), bump ``rev``; ``None`` if unknown.
+
+        ``rev`` in ``fields`` is the caller's check value (compared by the emulator), not stored.
+        """
         fields = copy.deepcopy(dict(fields))
         with self._lock:
             record = self._objects.get(klass, {}).get(kobject_id)

@@ -1,8 +1,14 @@
 """Kustomer KObject request-body rules, as documented for create and update.
 
 Each problem is reported with the attribute it concerns, so a 400 names the field. Facts come
-from Kustomer's API reference (create/update KObject); where the reference is silent the rule
-is an assumption and says so.
+from Kustomer's API reference (create/update KObject) and its OpenAPI ("Core Resources", as
+shipped in LarisLab/kustomer-client ``openapi.json``): field lengths, ``images``/``tags`` at most
+20 distinct items, ``custom`` at most 100 attributes, ``additionalProperties: false``. The
+``Id`` suffix (a reference to another object) comes from
+developer.kustomer.com/docs/concepts/custom-attributes. Where the reference is silent the rule is
+an assumption and says so: the tag pattern of the OpenAPI is not enforced, and an ``Id`` value is
+not checked against the referenced object (Kustomer validates it against the attribute's
+configured target type, which this emulator does not model).
 """
 
 from __future__ import annotations
@@ -31,10 +37,17 @@ CREATE_FIELDS = frozenset(
         "importedAt",
     }
 )
-# The update type in the vendor SDK has no customer/company but adds rev.
-UPDATE_FIELDS = (CREATE_FIELDS - {"customer", "company"}) | {"rev"}
+# The update type in the vendor SDK has no customer/company but adds rev; Kustomer's own workflow
+# action kustomer.kobject.update also sends parent (the public OpenAPI does not list it).
+UPDATE_FIELDS = (CREATE_FIELDS - {"customer", "company"}) | {"rev", "parent"}
 
 MAX_TEXT_LENGTH = 1024
+MAX_TITLE_LENGTH = 256
+MAX_DESCRIPTION_LENGTH = 10240
+MAX_ICON_LENGTH = 64
+MAX_LIST_ITEMS = 20
+MAX_TAG_LENGTH = 64
+MAX_CUSTOM_ATTRIBUTES = 100
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$")
 _FRACTION = re.compile(r"\.(\d+)")
@@ -91,6 +104,11 @@ def _is_text(value: Any) -> bool:
     return isinstance(value, str) and len(value) <= MAX_TEXT_LENGTH
 
 
+def is_object_id(value: Any) -> bool:
+    """A reference to another object: a non-empty id string."""
+    return isinstance(value, str) and bool(value.strip())
+
+
 _SUFFIX_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("Num", is_number, "a number"),
     ("At", is_datetime_with_offset, "an ISO 8601 date-time with a UTC offset or Z"),
@@ -98,6 +116,7 @@ _SUFFIX_RULES: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("Txt", _is_text, f"a string of at most {MAX_TEXT_LENGTH} characters"),
     ("Bool", lambda value: isinstance(value, bool), "a boolean"),
     ("Url", is_http_url, "an http or https URI"),
+    ("Id", is_object_id, "a non-empty id string (a reference to another object)"),
 )
 CUSTOM_SUFFIXES = tuple(suffix for suffix, _, _ in _SUFFIX_RULES)
 
@@ -106,6 +125,8 @@ def validate_custom(custom: Any) -> list[FieldError]:
     """Check custom attributes: the name suffix sets the type; ``null`` is always allowed."""
     if not isinstance(custom, dict):
         return [FieldError(("custom",), "custom must be an object")]
+    if len(custom) > MAX_CUSTOM_ATTRIBUTES:
+        return [FieldError(("custom",), f"custom must have at most {MAX_CUSTOM_ATTRIBUTES} attributes")]
     errors: list[FieldError] = []
     for name, value in custom.items():
         attribute = ("custom", name)
@@ -125,29 +146,46 @@ def validate_custom(custom: Any) -> list[FieldError]:
     return errors
 
 
-def _check_string_list(name: str, value: Any) -> list[FieldError]:
+def _check_string_list(name: str, value: Any, item_ok: Callable[[str], bool], item_rule: str) -> list[FieldError]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         return [FieldError((name,), f"{name} must be an array of strings")]
-    return []
+    if len(value) > MAX_LIST_ITEMS or len(set(value)) != len(value):
+        return [FieldError((name,), f"{name} must hold at most {MAX_LIST_ITEMS} distinct items")]
+    return [
+        FieldError((name, str(index)), f"{name}[{index}] must be {item_rule}")
+        for index, item in enumerate(value)
+        if not item_ok(item)
+    ]
+
+
+def _is_tag(value: str) -> bool:
+    return 1 <= len(value) <= MAX_TAG_LENGTH
 
 
 def _check_fields(body: Mapping[str, Any]) -> list[FieldError]:
     errors: list[FieldError] = []
     for name, value in body.items():
         if name == "title":
-            if not isinstance(value, str) or not value.strip():
-                errors.append(FieldError((name,), "title must be a non-empty string"))
+            if not isinstance(value, str) or not value.strip() or len(value) > MAX_TITLE_LENGTH:
+                errors.append(
+                    FieldError((name,), f"title must be a non-empty string of at most {MAX_TITLE_LENGTH} characters")
+                )
         elif name in {"description", "icon"}:
-            if value is not None and not isinstance(value, str):
-                errors.append(FieldError((name,), f"{name} must be a string or null"))
-        elif name in {"customer", "company"}:
-            if not isinstance(value, str) or not value:
+            limit = MAX_DESCRIPTION_LENGTH if name == "description" else MAX_ICON_LENGTH
+            if value is not None and (not isinstance(value, str) or len(value) > limit):
+                errors.append(FieldError((name,), f"{name} must be a string of at most {limit} characters or null"))
+        elif name in {"customer", "company", "parent"}:
+            if not is_object_id(value):
                 errors.append(FieldError((name,), f"{name} must be a non-empty id string"))
         elif name == "externalId":
-            if value is not None and (not isinstance(value, str) or not value):
-                errors.append(FieldError((name,), "externalId must be a non-empty string or null"))
-        elif name in {"images", "tags"}:
-            errors.extend(_check_string_list(name, value))
+            if value is not None and (not isinstance(value, str) or not value or len(value) > MAX_TITLE_LENGTH):
+                errors.append(
+                    FieldError((name,), f"externalId must be a string of 1 to {MAX_TITLE_LENGTH} characters or null")
+                )
+        elif name == "images":
+            errors.extend(_check_string_list(name, value, is_http_url, "an http or https URL"))
+        elif name == "tags":
+            errors.extend(_check_string_list(name, value, _is_tag, f"a string of 1 to {MAX_TAG_LENGTH} characters"))
         elif name == "data":
             if value is not None and not isinstance(value, dict):
                 errors.append(FieldError((name,), "data must be an object or null"))
