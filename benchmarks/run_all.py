@@ -18,6 +18,7 @@ from functools import partial
 import bench_call_overhead
 import bench_import
 import bench_memory
+import bench_ordering
 import bench_peers
 import bench_throughput
 from _common import BenchResult, BenchUnavailable, prepare_environment, render_results, unavailable_result
@@ -28,6 +29,7 @@ RUNNERS: dict[str, Callable[[bool], BenchResult]] = {
     "peers": bench_peers.run,
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
+    "ordering": bench_ordering.run,
 }
 TITLES = {
     "import": "import",
@@ -35,6 +37,7 @@ TITLES = {
     "peers": "peers",
     "throughput": "throughput",
     "memory": "memory",
+    "ordering": "ordering by key",
 }
 
 

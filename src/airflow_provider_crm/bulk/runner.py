@@ -1,8 +1,14 @@
 """Write a stream of records with bounded concurrency, one outcome per record, resumable.
 
 Memory stays flat however long the input is: records are read lazily, at most a few units are in
-flight, and completed positions are folded into a low-water mark (every record before it is done)
-that is also what a retried task resumes from.
+flight, at most :data:`MAX_HELD` records wait behind an earlier record of their key, and completed
+positions are folded into a low-water mark (every record before it is done) that is also what a
+retried task resumes from.
+
+Records that share a key never travel together: a unit holds each key once, and a record whose key
+is in a unit being filled or in flight waits for that unit to finish, then goes in input order. So
+the last record of a key wins, a Kaiten merge reads what the previous record wrote, and a HubSpot
+batch never repeats an id. Records of other keys don't wait.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,6 +33,7 @@ from airflow_provider_crm.bulk.ledger import (
     Ledger,
     Outcome,
 )
+from airflow_provider_crm.bulk.ordering import KeyGate
 from airflow_provider_crm.bulk.policy import ErrorPolicy
 from airflow_provider_crm.bulk.sources import BadRecord
 from airflow_provider_crm.errors import CrmValidationError
@@ -36,6 +43,10 @@ log = logging.getLogger(__name__)
 IDS_IN_SUMMARY = 100
 """Up to this many records, the XCom summary carries the key → remote id map."""
 CHECKPOINT_EVERY_SECONDS = 5.0
+MAX_HELD = 1_000
+"""Records held back behind an earlier record of their key; when full, reading waits for writes."""
+MAX_SPAN = 100_000
+"""Positions read past the low-water mark before reading waits (bounds the completions kept)."""
 
 
 class Item:
@@ -133,6 +144,8 @@ class _LowWater:
 
     def complete(self, index: int, action: str | None) -> None:
         """Record a finished position; ``action`` None means it must be tried again on resume."""
+        if self.stuck:
+            return  # later positions can't move the mark any more: no need to keep them
         self._done[index] = action
         while self.mark in self._done and self._done[self.mark] is not None:
             finished = self._done.pop(self.mark)
@@ -140,9 +153,21 @@ class _LowWater:
             self.counts[finished] = self.counts.get(finished, 0) + 1
             self.mark += 1
 
+    @property
+    def stuck(self) -> bool:
+        """The mark stopped for good at a record that must be tried again (a retry starts there)."""
+        return self.mark in self._done and self._done[self.mark] is None
+
 
 class BulkRunner:
-    """Runs a :class:`RecordWriter` over records and accounts for each one."""
+    """Runs a :class:`RecordWriter` over records and accounts for each one.
+
+    Records that share a key are written one at a time and in input order (see
+    :mod:`~airflow_provider_crm.bulk.ordering`); records of other keys keep flowing meanwhile.
+    """
+
+    key_gate: type[KeyGate[Item]] = KeyGate
+    """What admits items into units; a subclass may swap it (the benchmarks measure its cost this way)."""
 
     def __init__(
         self,
@@ -154,6 +179,7 @@ class BulkRunner:
         dry_run: bool = False,
         progress: Progress | None = None,
         rate_limited: Callable[[], int] = lambda: 0,
+        max_held: int = MAX_HELD,
     ) -> None:
         self.writer = writer
         self.ledger = ledger
@@ -162,6 +188,7 @@ class BulkRunner:
         self.dry_run = dry_run
         self.progress = progress
         self.rate_limited = rate_limited
+        self.max_held = max(1, max_held)
         self._lock = threading.Lock()
 
     def run(self, records: Iterable[dict[str, Any] | BadRecord]) -> Summary:
@@ -173,26 +200,17 @@ class BulkRunner:
         summary.ledger_path = self.ledger.ledger.path
         summary.dead_letter_path = self.ledger.dead_letter.path
         low_water = _LowWater(resume_from, earlier)
-        last_checkpoint = time.monotonic()
-        in_flight: dict[Future[list[Outcome]], list[Item]] = {}
-        stream = enumerate(records)
         try:
             with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="crm-bulk") as pool:
+                dispatch = _Dispatch(self, pool, summary, low_water)
                 try:
-                    for unit in self._units(stream, resume_from, summary, low_water):
-                        while len(in_flight) >= self.max_workers * 2:
-                            self._collect(in_flight, summary, low_water, block=True)
-                        if self.policy.stop_sending:
-                            self._not_attempted(unit, summary, low_water)
+                    for index, record in enumerate(records):
+                        if index < resume_from:
                             continue
-                        action = self.writer.preview if self.dry_run else self.writer.write
-                        in_flight[pool.submit(action, unit)] = unit
-                        self._collect(in_flight, summary, low_water, block=False)
-                        if self.progress and time.monotonic() - last_checkpoint > CHECKPOINT_EVERY_SECONDS:
-                            self._checkpoint(low_water, summary)
-                            last_checkpoint = time.monotonic()
-                    while in_flight:
-                        self._collect(in_flight, summary, low_water, block=True)
+                        item = self._prepare(index, record, summary, low_water)
+                        if item is not None:
+                            dispatch.add(item)
+                    dispatch.finish()
                 except BaseException:
                     # Don't start queued units once the run is failing; let running ones finish.
                     pool.shutdown(wait=True, cancel_futures=True)
@@ -205,31 +223,10 @@ class BulkRunner:
             self.ledger.close()
         return summary
 
-    def _units(
-        self,
-        stream: Iterator[tuple[int, dict[str, Any] | BadRecord]],
-        resume_from: int,
-        summary: Summary,
-        low_water: _LowWater,
-    ) -> Iterator[list[Item]]:
-        """Validated items grouped into write units; bad records are accounted for on the spot."""
-        batch: list[Item] = []
-        for index, record in stream:
-            if index < resume_from:
-                continue
-            item = self._prepare(index, record, summary, low_water)
-            if item is None:
-                continue
-            batch.append(item)
-            if len(batch) >= self.writer.batch_size:
-                yield batch
-                batch = []
-        if batch:
-            yield batch
-
     def _prepare(
         self, index: int, record: dict[str, Any] | BadRecord, summary: Summary, low_water: _LowWater
     ) -> Item | None:
+        """The validated item, or None when the record was refused (and accounted for) on the spot."""
         if isinstance(record, BadRecord):
             outcome = Outcome(index, f"#{index}", self._refused, error_code="bad_record", error_message=record.reason)
             self._account(outcome, {"_raw": record.raw}, summary, low_water)
@@ -245,27 +242,6 @@ class BulkRunner:
     @property
     def _refused(self) -> str:
         return INVALID if self.dry_run else REJECTED
-
-    def _collect(
-        self,
-        in_flight: dict[Future[list[Outcome]], list[Item]],
-        summary: Summary,
-        low_water: _LowWater,
-        *,
-        block: bool,
-    ) -> None:
-        """Account for finished units."""
-        if not in_flight:
-            return
-        done, _ = wait(list(in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
-        for future in done:
-            unit = in_flight.pop(future)
-            error = future.exception()
-            if error is not None:  # systemic (auth, configuration) or a bug: stop the run
-                raise error
-            records = {item.index: item.record for item in unit}
-            for outcome in future.result():
-                self._account(outcome, records.get(outcome.index), summary, low_water)
 
     def _checkpoint(self, low_water: _LowWater, summary: Summary) -> None:
         """Save the low-water mark with the counts of the records before it."""
@@ -294,3 +270,105 @@ class BulkRunner:
                 error_message="not sent: the run stopped after a rejected record (on_record_error='fail')",
             )
             self._account(outcome, item.record, summary, low_water)
+
+
+class _Dispatch:
+    """One run's units: filled from the key gate, sent to the pool, accounted for when they finish.
+
+    Everything here runs on the thread that reads the input; only the writes run in the pool.
+    """
+
+    def __init__(self, runner: BulkRunner, pool: ThreadPoolExecutor, summary: Summary, low_water: _LowWater) -> None:
+        self.runner = runner
+        self.pool = pool
+        self.summary = summary
+        self.low_water = low_water
+        self.gate = runner.key_gate()
+        self.batch: list[Item] = []
+        self.in_flight: dict[Future[list[Outcome]], list[Item]] = {}
+        self.last_checkpoint = time.monotonic()
+
+    def add(self, item: Item) -> None:
+        """Take the next input item; returns once there is room to read another."""
+        if self.runner.policy.stop_sending:
+            self.runner._not_attempted([item], self.summary, self.low_water)
+            return
+        if self.gate.admit(item):
+            self._join(item)
+        self._pump()
+        self._make_room(item.index + 1)
+
+    def finish(self) -> None:
+        """Send what is left (partial units, items that waited for their key) and wait for all of it."""
+        while True:
+            self._pump()
+            if self.batch:
+                self._flush()
+            if not self.in_flight:
+                break
+            self._collect(block=True)
+        if self.gate.held:
+            raise RuntimeError(f"bulk runner: {self.gate.held} record(s) still held at the end of the run")
+
+    def _join(self, item: Item) -> None:
+        self.batch.append(item)
+        if len(self.batch) >= self.runner.writer.batch_size:
+            self._flush()
+
+    def _pump(self) -> None:
+        """Move items whose key became free into units, oldest first."""
+        while (item := self.gate.take_ready()) is not None:
+            self._join(item)
+
+    def _crowded(self, read: int) -> bool:
+        if self.gate.held > self.runner.max_held:
+            return True
+        # Completions after the low-water mark are kept until it passes them (none once it is stuck).
+        return not self.low_water.stuck and read - self.low_water.mark > MAX_SPAN
+
+    def _make_room(self, read: int) -> None:
+        """Block until the gate holds few enough items (and the mark is close enough) to read on."""
+        while self._crowded(read):
+            if self.in_flight:
+                self._collect(block=True)
+            elif self.batch:
+                self._flush()
+            else:
+                raise RuntimeError("bulk runner: records held back with nothing in flight")
+            self._pump()
+
+    def _flush(self) -> None:
+        """Send the unit being filled (after waiting for room in the pool)."""
+        unit, self.batch = self.batch, []
+        while len(self.in_flight) >= self.runner.max_workers * 2:
+            self._collect(block=True)
+        runner = self.runner
+        if runner.policy.stop_sending:
+            runner._not_attempted(unit, self.summary, self.low_water)
+            self._release(unit)
+            return
+        action = runner.writer.preview if runner.dry_run else runner.writer.write
+        self.in_flight[self.pool.submit(action, unit)] = unit
+        self._collect(block=False)
+        if runner.progress and time.monotonic() - self.last_checkpoint > CHECKPOINT_EVERY_SECONDS:
+            runner._checkpoint(self.low_water, self.summary)
+            self.last_checkpoint = time.monotonic()
+
+    def _collect(self, *, block: bool) -> None:
+        """Account for finished units and free their keys."""
+        if not self.in_flight:
+            return
+        done, _ = wait(list(self.in_flight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for future in done:
+            unit = self.in_flight.pop(future)
+            error = future.exception()
+            if error is not None:  # systemic (auth, configuration) or a bug: stop the run
+                raise error
+            records = {item.index: item.record for item in unit}
+            for outcome in future.result():
+                self.runner._account(outcome, records.get(outcome.index), self.summary, self.low_water)
+            self._release(unit)
+
+    def _release(self, unit: list[Item]) -> None:
+        for item in unit:
+            self.gate.done(item.key)
