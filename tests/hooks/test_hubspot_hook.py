@@ -25,6 +25,7 @@ REQUEST_SCHEMAS = {
     ("PATCH", "/crm/v3/objects/orders/{orderId}"): "SimplePublicObjectInput",
     ("POST", "/crm/v3/objects/orders/batch/update"): "BatchInputSimplePublicObjectBatchInput",
     ("POST", "/crm/v3/objects/orders/batch/upsert"): "BatchInputSimplePublicObjectBatchInputUpsert",
+    ("POST", "/crm/v3/objects/orders/batch/read"): "BatchReadInputSimplePublicObjectId",
 }
 ORDERS = "/crm/v3/objects/orders"
 
@@ -194,13 +195,27 @@ def test_batch_update_reports_each_refused_input(hook: HubSpotHook, sandbox: San
         {"id": ids[1], "properties": {"hs_fulfillment_status": "shipped"}},
     ]
     result = hook.batch_update_orders(inputs)
+    assert sorted(result.written) == [0, 3]
     assert sorted(order.id for order in result.results) == sorted([ids[0], ids[1]])
-    assert [(e.index, e.id) for e in result.errors] == [(1, "424242"), (2, ids[2])]
-    assert result.errors[0].category == "OBJECT_NOT_FOUND"
+    assert [(e.index, e.id, e.category) for e in result.errors] == [
+        (1, "424242", "OBJECT_NOT_FOUND"),
+        (2, ids[2], "VALIDATION_ERROR"),
+    ]
     assert stored(sandbox, ids[0])["hs_total_price"] == "10"
+    assert stored(sandbox, ids[1])["hs_fulfillment_status"] == "shipped"
     assert "hs_total_price" not in stored(sandbox, ids[2]), "a refused input is not applied"
-    assert [e.status for e in sandbox.writes("hubspot")] == [207]
-    assert assert_sent_bodies_match_spec(sandbox) == 1
+    # The whole batch is refused (one bad value), then halves: [0, 1] (207: 1 is missing) and
+    # [2, 3] (400 again), then 2 alone (400) and 3 alone (200).
+    writes = sandbox.writes("hubspot")
+    assert [(e.status, [i["id"] for i in e.body["inputs"]]) for e in writes] == [
+        (400, [ids[0], "424242", ids[2], ids[1]]),
+        (207, [ids[0], "424242"]),
+        (400, [ids[2], ids[1]]),
+        (400, [ids[2]]),
+        (200, [ids[1]]),
+    ]
+    assert (result.requests, result.isolation_requests) == (5, 4)
+    assert assert_sent_bodies_match_spec(sandbox) == 5
 
 
 def test_batches_are_chunked_by_100_and_upsert_creates(hook: HubSpotHook, sandbox: Sandbox) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -344,16 +345,21 @@ def test_batch_update_all_ok(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     assert stored(app, second)["properties"]["hs_order_name"] == "Two"
 
 
-def test_batch_update_partial_failure_is_207(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+def test_batch_update_partial_failure_is_207_with_missing_ids_grouped(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     good = app.seed(ORDER)
-    invalid = app.seed({"hs_order_name": "untouched"})
+    conflicting = app.seed({"hs_order_name": "untouched"})
     response = hubspot.post(
         BATCH_UPDATE,
         json={
             "inputs": [
                 {"id": good, "properties": {"hs_order_name": "changed"}, "objectWriteTraceId": "t-good"},
                 {"id": "424242", "properties": {"hs_order_name": "x"}, "objectWriteTraceId": "t-missing"},
-                {"id": invalid, "properties": {"hs_order_name": "x", "hs_is_gift": "maybe"}},
+                {"id": "434343", "properties": {"hs_order_name": "y"}, "objectWriteTraceId": "t-missing-2"},
+                {
+                    "id": conflicting,
+                    "properties": {"hs_order_name": "x", "hs_external_order_id": "ext-1001"},
+                    "objectWriteTraceId": "t-conflict",
+                },
             ]
         },
     )
@@ -361,22 +367,85 @@ def test_batch_update_partial_failure_is_207(app: HubSpotApp, hubspot: HubSpotCl
     body = response.json()
     assert (body["status"], body["numErrors"]) == ("COMPLETE", 2)
     assert [(result["id"], result["objectWriteTraceId"]) for result in body["results"]] == [(good, "t-good")]
-    missing, bad_value = body["errors"]
+    missing, conflict = body["errors"]
     assert missing == {
         "status": "error",
         "category": "OBJECT_NOT_FOUND",
         "message": missing["message"],
-        "context": {"ids": ["424242"]},
+        "context": {"ids": ["424242", "434343"]},
         "errors": [],
         "links": {},
-        "id": "t-missing",
-    }
-    assert bad_value["category"] == "VALIDATION_ERROR"
-    assert bad_value["context"] == {"propertyName": ["hs_is_gift"]}
-    assert bad_value["errors"][0]["code"] == "INVALID_OPTION"
-    assert "id" not in bad_value
+    }, "missing records share one error that names them, with no trace id"
+    assert (conflict["category"], conflict["id"]) == ("CONFLICT", "t-conflict")
+    assert conflict["context"] == {"propertyName": ["hs_external_order_id"], "ids": [good]}
     assert stored(app, good)["properties"]["hs_order_name"] == "changed"
-    assert stored(app, invalid)["properties"]["hs_order_name"] == "untouched"
+    assert stored(app, conflicting)["properties"]["hs_order_name"] == "untouched"
+
+
+@pytest.mark.parametrize(
+    ("style", "expected"),
+    [
+        ("trace_id", [{"id": "t-missing", "context": {"ids": ["424242"]}}]),
+        ("context_trace", [{"context": {"ids": ["424242"], "objectWriteTraceId": ["t-missing"]}}]),
+        ("nested_trace", [{"context": {"ids": ["424242"]}, "trace": "t-missing"}]),
+        ("bare", [{}]),
+        ("silent", []),
+    ],
+)
+def test_batch_error_styles(app: HubSpotApp, hubspot: HubSpotClient, style: str, expected: list[dict]) -> None:
+    app.configure({"batch_errors": style})
+    good = app.seed(ORDER)
+    inputs = [
+        {"id": good, "properties": {"hs_order_name": "changed"}, "objectWriteTraceId": "t-good"},
+        {"id": "424242", "properties": {"hs_order_name": "x"}, "objectWriteTraceId": "t-missing"},
+    ]
+    response = hubspot.post(BATCH_UPDATE, json={"inputs": inputs})
+    assert response.status_code == 207
+    body = response.json()
+    assert [result["id"] for result in body["results"]] == [good]
+    assert body["numErrors"] == len(expected) and len(body["errors"]) == len(expected)
+    for error, want in zip(body["errors"], expected, strict=True):
+        assert error["category"] == "OBJECT_NOT_FOUND" and error["status"] == "error" and error["message"]
+        assert error.get("id") == want.get("id")
+        assert error.get("context") == want.get("context", error.get("context"))
+        if style == "bare":
+            assert set(error) == {"status", "category", "message"}, "only the fields HubSpot may not omit"
+        if "trace" in want:
+            assert error["errors"][0]["context"] == {"objectWriteTraceId": want["trace"]}
+    assert stored(app, good)["properties"]["hs_order_name"] == "changed"
+    with pytest.raises(ValueError, match="batch_errors"):
+        app.configure({"batch_errors": "loud"})
+
+
+def test_one_invalid_value_refuses_the_whole_batch(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+    ids = [app.seed({"hs_order_name": f"o{i}"}) for i in range(3)]
+    inputs = [{"id": order_id, "properties": {"hs_total_price": "12"}} for order_id in ids]
+    inputs[1]["properties"] = {"hs_total_price": "n/a"}
+    body = assert_error(hubspot.post(BATCH_UPDATE, json={"inputs": inputs}), 400, "VALIDATION_ERROR")
+    assert body["message"].startswith("Property values were not valid: [")
+    assert json.loads(body["message"].split(": ", 1)[1])[0]["name"] == "hs_total_price"
+    assert body["context"] == {"propertyName": ["hs_total_price"]}
+    assert all("hs_total_price" not in stored(app, order_id)["properties"] for order_id in ids), "nothing applied"
+    upsert = [
+        {"id": "ext-1", "idProperty": "hs_external_order_id", "properties": {"hs_order_name": "fine"}},
+        {"id": "ext-2", "idProperty": "hs_external_order_id", "properties": {"shoe_size": "42"}},
+    ]
+    assert_error(hubspot.post(BATCH_UPSERT, json={"inputs": upsert}), 400, "VALIDATION_ERROR")
+    assert app.state.count() == 3, "an upsert batch with an unknown property creates nothing"
+
+
+def test_a_repeated_record_refuses_the_whole_batch(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+    order_id = app.seed({"hs_order_name": "kept"})
+    other = app.seed({"hs_order_name": "also kept"})
+    inputs = [
+        {"id": order_id, "properties": {"hs_order_name": "a"}},
+        {"id": other, "properties": {"hs_order_name": "b"}},
+        {"id": order_id, "properties": {"hs_order_name": "c"}},
+    ]
+    body = assert_error(hubspot.post(BATCH_UPDATE, json={"inputs": inputs}), 400, "VALIDATION_ERROR")
+    assert order_id in body["message"]
+    assert stored(app, order_id)["properties"]["hs_order_name"] == "kept"
+    assert stored(app, other)["properties"]["hs_order_name"] == "also kept"
 
 
 def test_batch_where_every_input_fails_is_still_207(app: HubSpotApp, hubspot: HubSpotClient) -> None:
@@ -385,8 +454,8 @@ def test_batch_where_every_input_fails_is_still_207(app: HubSpotApp, hubspot: Hu
     )
     assert response.status_code == 207
     body = response.json()
-    assert (body["results"], body["numErrors"]) == ([], 2)
-    assert [error["context"] for error in body["errors"]] == [{"ids": ["1"]}, {"ids": ["2"]}]
+    assert (body["results"], body["numErrors"]) == ([], 1)
+    assert [error["context"] for error in body["errors"]] == [{"ids": ["1", "2"]}]
 
 
 @pytest.mark.parametrize(
@@ -447,31 +516,90 @@ def test_batch_upsert_creates_and_updates(app: HubSpotApp, hubspot: HubSpotClien
     assert stored(app, existing)["properties"]["hs_order_name"] == "Re"
 
 
-def test_batch_upsert_partial_failure_and_required_id_property(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+def test_batch_upsert_bad_id_property_and_required_id_property(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     response = hubspot.post(
         BATCH_UPSERT,
         json={
             "inputs": [
                 {"id": "ext-1", "idProperty": "hs_external_order_id", "properties": {}},
-                {
-                    "id": "ext-2",
-                    "idProperty": "hs_external_order_id",
-                    "properties": {"shoe_size": "42"},
-                    "objectWriteTraceId": "trace-2",
-                },
                 {"id": "Order", "idProperty": "hs_order_name", "properties": {}},
+            ]
+        },
+    )
+    body = assert_error(response, 400, "VALIDATION_ERROR")
+    assert body["context"] == {"propertyName": ["hs_order_name"]}
+    assert app.state.count() == 0
+    no_id_property = hubspot.post(BATCH_UPSERT, json={"inputs": [{"id": "ext-9", "properties": {}}]})
+    assert "idProperty" in assert_error(no_id_property, 400, "VALIDATION_ERROR")["message"]
+
+
+def test_batch_upsert_conflict_is_per_input(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+    app.seed({"hs_external_order_id": "ext-1", "kustomer_kobject_id": "k-1"})
+    app.add_property("kustomer_kobject_id", "string", unique=True)
+    response = hubspot.post(
+        BATCH_UPSERT,
+        json={
+            "inputs": [
+                {"id": "ext-2", "idProperty": "hs_external_order_id", "properties": {}, "objectWriteTraceId": "a"},
+                {
+                    "id": "ext-3",
+                    "idProperty": "hs_external_order_id",
+                    "properties": {"kustomer_kobject_id": "k-1"},
+                    "objectWriteTraceId": "b",
+                },
             ]
         },
     )
     assert response.status_code == 207
     body = response.json()
-    assert [result["new"] for result in body["results"]] == [True]
-    unknown, not_unique = body["errors"]
-    assert (unknown["id"], unknown["errors"][0]["code"]) == ("trace-2", "PROPERTY_DOESNT_EXIST")
-    assert not_unique["context"] == {"propertyName": ["hs_order_name"]}
-    assert app.state.count() == 1
-    no_id_property = hubspot.post(BATCH_UPSERT, json={"inputs": [{"id": "ext-9", "properties": {}}]})
-    assert "idProperty" in assert_error(no_id_property, 400, "VALIDATION_ERROR")["message"]
+    assert [(result["new"], result["objectWriteTraceId"]) for result in body["results"]] == [(True, "a")]
+    assert [(error["category"], error["id"]) for error in body["errors"]] == [("CONFLICT", "b")]
+    assert app.state.find_by_property("hs_external_order_id", "ext-3") is None
+
+
+BATCH_READ = ORDERS + "/batch/read"
+
+
+def test_batch_read_by_id_and_by_unique_property(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+    first = app.seed(ORDER)
+    second = app.seed({"hs_external_order_id": "ext-2", "hs_order_name": "Two"})
+    response = hubspot.post(
+        BATCH_READ,
+        json={"inputs": [{"id": first}, {"id": second}], "properties": ["hs_order_name"], "propertiesWithHistory": []},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "COMPLETE" and "errors" not in body
+    assert [(r["id"], r["properties"]["hs_order_name"]) for r in body["results"]] == [
+        (first, "Order 1001"),
+        (second, "Two"),
+    ]
+    assert "hs_currency_code" not in body["results"][0]["properties"], "only the properties asked for"
+    by_value = hubspot.post(
+        BATCH_READ,
+        json={
+            "inputs": [{"id": "ext-2"}, {"id": "ext-404"}],
+            "properties": [],
+            "propertiesWithHistory": [],
+            "idProperty": "hs_external_order_id",
+        },
+    )
+    assert by_value.status_code == 207
+    body = by_value.json()
+    assert [(r["id"], r["properties"]["hs_external_order_id"]) for r in body["results"]] == [(second, "ext-2")]
+    assert [(e["category"], e["context"]) for e in body["errors"]] == [("OBJECT_NOT_FOUND", {"ids": ["ext-404"]})]
+    assert app.state.get(second)["updatedAt"] == stored(app, second)["updatedAt"]
+
+
+def test_batch_read_refusals_and_scope(app: HubSpotApp, hubspot: HubSpotClient) -> None:
+    bad_property = hubspot.post(BATCH_READ, json={"inputs": [{"id": "x"}], "idProperty": "hs_order_name"})
+    assert assert_error(bad_property, 400, "VALIDATION_ERROR")["context"] == {"propertyName": ["hs_order_name"]}
+    assert_error(hubspot.post(BATCH_READ, json={"inputs": [{"id": 1}]}), 400, "VALIDATION_ERROR")
+    assert_error(
+        hubspot.post(BATCH_READ, json={"inputs": [{"id": str(n)} for n in range(101)]}), 400, "VALIDATION_ERROR"
+    )
+    app.configure({"scopes": ["crm.objects.orders.write"]})
+    assert_error(hubspot.post(BATCH_READ, json={"inputs": [{"id": "1"}]}), 403, "MISSING_SCOPES")
 
 
 # Authentication, scopes, routes.
@@ -579,6 +707,7 @@ def test_injected_ten_secondly_rate_limit(sandbox: Sandbox, app: HubSpotApp, hub
     response = hubspot.post(ORDERS, json={"properties": {}})
     assert response.status_code == 429
     body = response.json()
+    uuid.UUID(body.pop("requestId"))
     assert body == {
         "status": "error",
         "message": "You have reached your ten_secondly_rolling limit.",

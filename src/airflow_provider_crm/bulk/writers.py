@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any, TypeVar
 
 from airflow_provider_crm.bulk.ledger import (
@@ -43,9 +45,11 @@ from airflow_provider_crm.errors import (
     CrmValidationError,
 )
 from airflow_provider_crm.hooks.hubspot import BATCH_SIZE, HubSpotHook, prepare_batch_input
+from airflow_provider_crm.hooks.hubspot_batch import unique_id_property
 from airflow_provider_crm.hooks.kaiten import KaitenHook
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
+from airflow_provider_crm.models.hubspot import BatchIncompleteError, BatchResult, HubSpotObject, holds
 from airflow_provider_crm.models.kaiten import CustomerReplacement
 from airflow_provider_crm.models.kustomer import KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.microbase import CustomerUpdate
@@ -311,7 +315,13 @@ class MicroBaseWriter(PerRecordWriter):
 
 
 class HubSpotBatchWriter:
-    """Batch update or upsert, 100 inputs per call; HubSpot's per-input errors become outcomes."""
+    """Batch update or upsert, up to 100 records per unit; each record gets the outcome HubSpot gave it.
+
+    Where HubSpot's answer does not settle a record, the hook reads the order back (see
+    :mod:`~airflow_provider_crm.hooks.hubspot_batch`); when a request fails outright, the records
+    it may have written are read back here. A record is rejected only when HubSpot refused it or
+    does not hold its values, so nothing HubSpot applied goes to the dead letter.
+    """
 
     def __init__(
         self, hook: HubSpotHook, *, upsert: bool, id_property: str | None, clear_nulls: bool, batch_size: int = 100
@@ -332,67 +342,133 @@ class HubSpotBatchWriter:
         if unknown:
             raise CrmValidationError(f"unknown field(s) {', '.join(unknown)}; expected id, properties, id_property")
         item = {"id_property": self.id_property, **{k: v for k, v in record.items() if v is not None}}
-        prepare_batch_input(0, item, clear_nulls=self.clear_nulls, need_id_property=self.upsert)
-        return item
+        body = prepare_batch_input(0, item, clear_nulls=self.clear_nulls, need_id_property=self.upsert)
+        return {**item, "_sent": body["properties"]}
 
     def write(self, items: list[Item]) -> list[Outcome]:
-        inputs = [item.prepared for item in items]
+        outcomes: dict[int, Outcome] = {}
+        pending = list(range(len(items)))
         send = self.hook.batch_upsert_orders if self.upsert else self.hook.batch_update_orders
-        try:
-            result = waiting_out_rate_limits(lambda: send(inputs, clear_nulls=self.clear_nulls))
-        except (*SYSTEMIC, CrmRateLimitError):
-            raise
-        except CrmError as exc:
-            return [_refusal(item, REJECTED, exc) for item in items]
-        errors = {error.index: error for error in result.errors}
-        written = {self._match_key(obj): obj for obj in result.results}
-        outcomes = []
-        for position, item in enumerate(items):
-            if position in errors:
-                error = errors[position]
-                outcomes.append(
-                    Outcome(
-                        item.index,
-                        item.key,
-                        REJECTED,
-                        status="error",
-                        error_code=error.category or "error",
-                        error_message=error.message[:1000],
-                    )
-                )
+        rounds = 0
+        while pending:
+            inputs = [self._input(items[position]) for position in pending]
+            stopped: BatchIncompleteError | None = None
+            try:
+                result = send(inputs, clear_nulls=self.clear_nulls)
+            except BatchIncompleteError as exc:
+                self._settle(items, pending, exc.result, outcomes)
+                stopped, cause = exc, exc.cause
+                pending = [pending[position] for position in sorted(exc.uncertain + exc.unsent)]
+            except CrmError as exc:
+                cause = exc
+            else:
+                self._settle(items, pending, result, outcomes)
+                break
+            limited = isinstance(cause, CrmRateLimitError)
+            if (limited and getattr(cause, "code", None) == "DAILY") or isinstance(cause, SYSTEMIC):
+                # Stop the run; the error says what this unit wrote before it (a retry resends the rest).
+                raise stopped if stopped is not None and outcomes else cause
+            if limited and rounds < RATE_LIMIT_ROUNDS:
+                rounds += 1  # HubSpot applies nothing of a request it answers 429: send the rest again
+                time.sleep(getattr(cause, "retry_after", None) or 1.0)
                 continue
-            obj = written.get(str(item.prepared["id"]))
-            action = CREATED if obj is not None and obj.new else UPDATED
-            outcomes.append(Outcome(item.index, item.key, action, remote_id=obj.id if obj else None))
-        return outcomes
+            if limited:
+                still = StillRateLimitedError("still rate limited after waiting; replay it from the dead-letter file")
+                for position in pending:
+                    outcomes[position] = _refusal(items[position], REJECTED, still)
+                break
+            self._read_back(items, pending, cause, outcomes)
+            break
+        return [outcomes[position] for position in range(len(items))]
 
-    def _match_key(self, obj: Any) -> str:
-        if self.id_property:
-            value = obj.properties.get(self.id_property)
-            if value:
-                return str(value)
-        return str(obj.id)
+    @staticmethod
+    def _input(item: Item) -> dict[str, Any]:
+        return {k: v for k, v in item.prepared.items() if k != "_sent"}
+
+    @staticmethod
+    def _settle(items: list[Item], pending: list[int], result: BatchResult, outcomes: dict[int, Outcome]) -> None:
+        """Outcomes from a batch result whose positions are positions in ``pending``."""
+        for position, obj in result.written.items():
+            item = items[pending[position]]
+            action = CREATED if obj.new else UPDATED
+            outcomes[pending[position]] = Outcome(item.index, item.key, action, remote_id=obj.id)
+        for error in result.errors:
+            item = items[pending[error.index]]
+            outcomes[pending[error.index]] = Outcome(
+                item.index,
+                item.key,
+                REJECTED,
+                status="error",
+                error_code=error.category or "error",
+                error_message=error.message[:1000],
+            )
+
+    def _read_back(self, items: list[Item], pending: list[int], cause: CrmError, outcomes: dict[int, Outcome]) -> None:
+        """Settle records of a failed request from what HubSpot holds; if even that fails, stop."""
+        held = self._held(items, pending)
+        if held is None:
+            raise cause
+        for position in pending:
+            item = items[position]
+            obj = held.get(position)
+            if obj is not None and holds(obj, item.prepared["_sent"]):
+                outcomes[position] = Outcome(item.index, item.key, UPDATED, remote_id=obj.id)
+            else:
+                refusal = _refusal(item, REJECTED, cause)
+                outcomes[position] = replace(refusal, error_message=f"not applied (read back): {refusal.error_message}")
+
+    def _held(self, items: list[Item], positions: list[int]) -> dict[int, HubSpotObject] | None:
+        """The orders the records address, by position (absent: no such order); None if unreadable."""
+        found: dict[int, HubSpotObject] = {}
+        groups: dict[str | None, list[int]] = {}
+        for position in positions:
+            groups.setdefault(unique_id_property(items[position].prepared.get("id_property")), []).append(position)
+        for id_property, group in groups.items():
+            ids = [str(items[position].prepared["id"]) for position in group]
+            names = sorted({name for position in group for name in items[position].prepared["_sent"]})
+            try:
+                orders = waiting_out_rate_limits(
+                    partial(self.hook.read_orders, ids, id_property=id_property, properties=names)
+                )
+            except (*SYSTEMIC, CrmRateLimitError):
+                raise
+            except CrmError:
+                return None
+            for position, order_id in zip(group, ids, strict=True):
+                if order_id in orders:
+                    found[position] = orders[order_id]
+        return found
 
     def preview(self, items: list[Item]) -> list[Outcome]:
-        """Look each record up (one read per record) to tell would-create from would-update."""
-        outcomes = []
-        for item in items:
+        """Look the records up (batch read, 100 per request) to tell would-create from would-update."""
+        outcomes: dict[int, Outcome] = {}
+        groups: dict[str | None, list[int]] = {}
+        for position, item in enumerate(items):
+            groups.setdefault(unique_id_property(item.prepared.get("id_property")), []).append(position)
+        for id_property, group in groups.items():
+            ids = [str(items[position].prepared["id"]) for position in group]
             try:
-                found = self.hook.get_order(str(item.prepared["id"]), id_property=self.id_property)
-            except CrmNotFoundError:
-                if self.upsert:
-                    outcomes.append(Outcome(item.index, item.key, WOULD_CREATE))
-                else:
-                    outcomes.append(
-                        Outcome(
-                            item.index,
-                            item.key,
-                            INVALID,
-                            status="error",
-                            error_code="OBJECT_NOT_FOUND",
-                            error_message="no such order",
-                        )
-                    )
+                found = waiting_out_rate_limits(partial(self.hook.read_orders, ids, id_property=id_property))
+            except (*SYSTEMIC, CrmRateLimitError):
+                raise
+            except CrmError as exc:
+                for position in group:
+                    outcomes[position] = _refusal(items[position], INVALID, exc)
                 continue
-            outcomes.append(Outcome(item.index, item.key, WOULD_UPDATE, remote_id=found.id))
-        return outcomes
+            for position, order_id in zip(group, ids, strict=True):
+                outcomes[position] = self._previewed(items[position], found.get(order_id))
+        return [outcomes[position] for position in range(len(items))]
+
+    def _previewed(self, item: Item, found: HubSpotObject | None) -> Outcome:
+        if found is not None:
+            return Outcome(item.index, item.key, WOULD_UPDATE, remote_id=found.id)
+        if self.upsert:
+            return Outcome(item.index, item.key, WOULD_CREATE)
+        return Outcome(
+            item.index,
+            item.key,
+            INVALID,
+            status="error",
+            error_code="OBJECT_NOT_FOUND",
+            error_message="no such order",
+        )

@@ -1,4 +1,4 @@
-"""HubSpot CRM v3 orders: patch one order, batch update/upsert many."""
+"""HubSpot CRM v3 orders: patch one order, batch update/upsert/read many."""
 
 from __future__ import annotations
 
@@ -17,12 +17,14 @@ from airflow_provider_crm.errors import (
     CrmValidationError,
 )
 from airflow_provider_crm.hooks.base import CrmHook
+from airflow_provider_crm.hooks.hubspot_batch import BatchRun, unique_id_property
 from airflow_provider_crm.hooks.tokens import CachedToken, IssuedToken
 from airflow_provider_crm.models.hubspot import (
-    BatchInputError,
+    BatchIncompleteError,
     BatchResult,
     HubSpotObject,
     serialise_properties,
+    trace_id,
 )
 from airflow_provider_crm.transport import (
     Disposition,
@@ -233,8 +235,11 @@ class HubSpotHook(CrmHook):
     def batch_update_orders(self, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool = False) -> BatchResult:
         """Update many orders, 100 per call. Each input: ``id``, ``properties``, optional ``id_property``.
 
-        Inputs HubSpot refuses come back in :attr:`BatchResult.errors` with their position in
-        ``inputs``; they are never dropped silently.
+        Every input ends up in :attr:`BatchResult.written` or :attr:`BatchResult.errors` (with its
+        position in ``inputs``); see :mod:`~airflow_provider_crm.hooks.hubspot_batch` for how. An input
+        repeating an earlier one's record goes in a later request, so the last value wins. If a
+        request fails after others were settled, :class:`BatchIncompleteError` carries what was
+        written; if the first one fails, its error is raised as it came.
         """
         return self._batch("update", inputs, clear_nulls=clear_nulls, need_id_property=False)
 
@@ -242,8 +247,45 @@ class HubSpotHook(CrmHook):
         """Create or update many orders by a unique property, 100 per call.
 
         Each input: ``id`` (the unique property's value), ``id_property`` and ``properties``.
+        Outcomes as for :meth:`batch_update_orders`; ``new`` tells created from updated.
         """
         return self._batch("upsert", inputs, clear_nulls=clear_nulls, need_id_property=True)
+
+    def read_orders(
+        self, ids: Sequence[str], *, id_property: str | None = None, properties: Sequence[str] = ()
+    ) -> dict[str, HubSpotObject]:
+        """Read many orders (batch read, 100 per request): ``{id: order}`` for the ids that exist.
+
+        ``ids`` are internal ids, or values of the unique property ``id_property``.
+        """
+        if id_property:
+            _checked_id_property(id_property, "HubSpot batch read")
+        by_value = unique_id_property(id_property)
+        wanted = list(dict.fromkeys(str(order_id) for order_id in ids))
+        names = sorted({*properties, *([by_value] if by_value else [])})
+        lookup = {order_id.strip().casefold(): order_id for order_id in wanted}
+        path = api_path("crm", "v3", "objects", OBJECT_TYPE, "batch", "read")
+        found: dict[str, HubSpotObject] = {}
+        for start in range(0, len(wanted), BATCH_SIZE):
+            body: dict[str, Any] = {
+                "inputs": [{"id": order_id} for order_id in wanted[start : start + BATCH_SIZE]],
+                "properties": names,
+                "propertiesWithHistory": [],
+            }
+            if by_value:
+                body["idProperty"] = by_value
+            answer = require_json(self.transport.request("POST", path, json=body, idempotent=True), self.vendor)
+            documents = answer.get("results") if isinstance(answer, dict) else None
+            for document in documents or []:
+                try:
+                    obj = HubSpotObject.from_document(document)
+                except ValueError:
+                    continue
+                key = obj.properties.get(by_value) if by_value else obj.id
+                requested = lookup.get(str(key).strip().casefold()) if key is not None else None
+                if requested is not None:
+                    found[requested] = obj
+        return found
 
     def _batch(
         self, action: str, inputs: Sequence[Mapping[str, Any]], *, clear_nulls: bool, need_id_property: bool
@@ -253,16 +295,44 @@ class HubSpotHook(CrmHook):
             for index, item in enumerate(inputs)
         ]
         path = api_path("crm", "v3", "objects", OBJECT_TYPE, "batch", action)
-        results: list[HubSpotObject] = []
-        errors: list[BatchInputError] = []
-        for start in range(0, len(prepared), BATCH_SIZE):
-            chunk = prepared[start : start + BATCH_SIZE]
+
+        def post(chunk: list[dict[str, Any]]) -> Any:
             # Batch update/upsert set the same values when repeated, so they are safe to retry.
-            response = self.transport.request("POST", path, json={"inputs": chunk}, idempotent=True)
-            body = require_json(response, self.vendor)
-            results.extend(HubSpotObject.from_document(item) for item in body.get("results") or [])
-            errors.extend(_batch_errors(body, chunk, offset=start))
-        return BatchResult(results=results, errors=sorted(errors, key=lambda e: e.index))
+            return require_json(
+                self.transport.request("POST", path, json={"inputs": chunk}, idempotent=True), self.vendor
+            )
+
+        def read(ids: list[str], id_property: str | None, names: list[str]) -> dict[str, HubSpotObject]:
+            return self.read_orders(ids, id_property=id_property, properties=names)
+
+        run = BatchRun(prepared, upsert=action == "upsert", post=post, read=read, size=BATCH_SIZE)
+        try:
+            result = run.run()
+        except BatchIncompleteError as exc:
+            self._log_batch(action, exc.result)
+            raise
+        self._log_batch(action, result)
+        return result
+
+    def _log_batch(self, action: str, result: BatchResult) -> None:
+        if result.isolation_requests:
+            self.log.warning(
+                "HubSpot refused batch %s request(s) whole (400); isolating the bad inputs took %d extra "
+                "request(s) (%d in all); %d input(s) refused",
+                action,
+                result.isolation_requests,
+                result.requests,
+                len(result.errors),
+            )
+        if result.read_back:
+            written = sum(1 for position in result.read_back if position in result.written)
+            self.log.warning(
+                "HubSpot's batch %s answer did not settle %d input(s); read back from HubSpot: %d written, %d not",
+                action,
+                len(result.read_back),
+                written,
+                len(result.read_back) - written,
+            )
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -306,7 +376,7 @@ def prepare_batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_pro
         "properties": serialise_properties(item.get("properties"), record=record, clear_nulls=clear_nulls),
         # A unique trace id per input makes HubSpot report failures per input (207) and lets
         # each error be matched back to its input.
-        "objectWriteTraceId": f"input-{index}",
+        "objectWriteTraceId": trace_id(index),
     }
     id_property = item.get("id_property") or item.get("idProperty")
     if id_property:
@@ -314,36 +384,3 @@ def prepare_batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_pro
     elif need_id_property:
         raise CrmValidationError(f"{record}: upsert needs id_property", field="id_property", record=record)
     return body
-
-
-def _batch_errors(body: Any, chunk: list[dict[str, Any]], *, offset: int) -> list[BatchInputError]:
-    """Match each error of a 207 answer to its input, by trace id or else by the ids it names."""
-    if not isinstance(body, dict):
-        return []
-    by_trace = {item["objectWriteTraceId"]: offset + i for i, item in enumerate(chunk)}
-    by_id = {item["id"]: offset + i for i, item in enumerate(chunk)}
-    found: list[BatchInputError] = []
-    for error in body.get("errors") or []:
-        if not isinstance(error, dict):
-            continue
-        raw_context = error.get("context")
-        context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
-        if error.get("id") in by_trace:
-            indexes = [by_trace[error["id"]]]
-        else:
-            ids = context.get("ids") or context.get("id") or []
-            indexes = [by_id[str(i)] for i in ids if str(i) in by_id]
-        if not indexes:  # not attributable: charge it to every input of the chunk rather than lose it
-            indexes = list(range(offset, offset + len(chunk)))
-        for index in indexes:
-            found.append(
-                BatchInputError(
-                    index=index,
-                    id=chunk[index - offset]["id"],
-                    status=str(error.get("status")) if error.get("status") is not None else None,
-                    category=error.get("category"),
-                    message=str(error.get("message") or ""),
-                    context=context,
-                )
-            )
-    return found

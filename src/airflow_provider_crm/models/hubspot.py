@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
-from decimal import Decimal
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from airflow_provider_crm.errors import CrmValidationError
+from airflow_provider_crm.errors import CrmError, CrmValidationError
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
@@ -143,13 +144,170 @@ class BatchInputError(BaseModel):
 
 
 class BatchResult(BaseModel):
-    """What a batch update/upsert did: objects written and inputs refused, in input order."""
+    """What a batch update/upsert did: objects written and inputs refused, in input order.
+
+    ``written`` maps each applied input's position to its object; ``read_back`` lists the
+    positions HubSpot's answer did not settle, settled by reading the orders back (written when
+    they hold the values sent, see :func:`value_held`; refused otherwise). ``requests`` counts
+    every request sent (writes and read-backs), ``isolation_requests`` those spent splitting
+    batches HubSpot refused whole.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     results: list[HubSpotObject] = Field(default_factory=list)
     errors: list[BatchInputError] = Field(default_factory=list)
+    written: dict[int, HubSpotObject] = Field(default_factory=dict)
+    read_back: list[int] = Field(default_factory=list)
+    requests: int = 0
+    isolation_requests: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+class BatchIncompleteError(CrmError):
+    """A batch call stopped part-way: some inputs were written or refused before a request failed.
+
+    ``result`` holds what is settled; ``uncertain`` are positions of the request that failed
+    (sent; applied or not is unknown), ``unsent`` positions never sent. ``cause`` is the error
+    that stopped the call (also ``__cause__``).
+    """
+
+    def __init__(self, result: BatchResult, *, uncertain: list[int], unsent: list[int], cause: CrmError) -> None:
+        self.result = result
+        self.uncertain = uncertain
+        self.unsent = unsent
+        self.cause = cause
+        super().__init__(
+            f"HubSpot batch stopped part-way: {len(result.written)} input(s) written, {len(result.errors)} "
+            f"refused, {len(uncertain)} of unknown outcome, {len(unsent)} not sent; stopped by: {cause}"
+        )
+
+
+# -- batch requests and answers -------------------------------------------------------------
+
+OBJECT_ID_PROPERTY = "hs_object_id"
+TRACE_PREFIX = "input-"
+
+
+def trace_id(index: int) -> str:
+    """The ``objectWriteTraceId`` of input ``index``: unique within a call, so errors can name it."""
+    return f"{TRACE_PREFIX}{index}"
+
+
+def request_key(body: Mapping[str, Any]) -> tuple[str, str]:
+    """What a batch input addresses: ``(idProperty, id)``, compared without case or padding.
+
+    HubSpot refuses a batch that names one record twice; erring towards "same" only costs an
+    extra request.
+    """
+    return (str(body.get("idProperty") or OBJECT_ID_PROPERTY), str(body["id"]).strip().casefold())
+
+
+def split_requests(bodies: Sequence[Mapping[str, Any]], size: int) -> list[list[int]]:
+    """Positions grouped into requests of at most ``size``, in input order, no record twice in one.
+
+    A repeated record starts a new request; requests are sent in order, so its last value wins.
+    """
+    groups: list[list[int]] = []
+    current: list[int] = []
+    keys: set[tuple[str, str]] = set()
+    for position, body in enumerate(bodies):
+        key = request_key(body)
+        if len(current) >= size or key in keys:
+            groups.append(current)
+            current, keys = [], set()
+        current.append(position)
+        keys.add(key)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, list):
+        return [str(item) for item in value if isinstance(item, (str, int)) and not isinstance(item, bool)]
+    return []
+
+
+def _contexts(error: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The error's own ``context`` and those of its ``errors[]`` details."""
+    found = [error.get("context")]
+    found.extend(detail.get("context") for detail in error.get("errors") or [] if isinstance(detail, Mapping))
+    return [context for context in found if isinstance(context, Mapping)]
+
+
+def error_trace_ids(error: Mapping[str, Any]) -> list[str]:
+    """Every trace id an error may carry: ``id``, or ``objectWriteTraceId`` (string or list) in its
+    ``context`` or in a detail's ``context``. Where HubSpot puts it is not documented."""
+    found = _strings(error.get("id"))
+    for context in _contexts(error):
+        found.extend(_strings(context.get("objectWriteTraceId")))
+    return found
+
+
+def error_object_ids(error: Mapping[str, Any]) -> list[str]:
+    """The record ids an ``OBJECT_NOT_FOUND`` error names in ``context.ids``.
+
+    Other categories may use ``ids`` for other records (a conflict names the record that
+    holds the value), so only missing-record errors are matched by id.
+    """
+    if error.get("category") != "OBJECT_NOT_FOUND":
+        return []
+    found: list[str] = []
+    for context in _contexts(error):
+        found.extend(_strings(context.get("ids")))
+    return found
+
+
+_EPOCH_MS = re.compile(r"^-?\d{1,15}$")
+
+
+def _instant(text: str) -> dt.datetime | None:
+    if _EPOCH_MS.match(text):
+        return _EPOCH + dt.timedelta(milliseconds=int(text))
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _number(text: str) -> Decimal | None:
+    try:
+        number = Decimal(text)
+    except (InvalidOperation, ValueError):
+        return None
+    return number if number.is_finite() else None
+
+
+def value_held(sent: str, held: Any) -> bool:
+    """Whether a stored value is the one sent, allowing for the forms HubSpot answers in.
+
+    HubSpot may echo a number, date or multi-checkbox in another spelling than it was sent
+    (``17.50`` as ``17.5``, epoch milliseconds as ISO 8601, options in another order), so
+    numbers, instants and option sets are compared by meaning; ``""`` (clear) matches unset.
+    """
+    if held is None or held == "":
+        return sent == ""
+    held = str(held)
+    if sent == held or (sent.casefold() == held.casefold() and sent.casefold() in ("true", "false")):
+        return True
+    sent_number, held_number = _number(sent), _number(held)
+    if sent_number is not None and held_number is not None:
+        return sent_number == held_number
+    sent_instant, held_instant = _instant(sent), _instant(held)
+    if sent_instant is not None and held_instant is not None:
+        return sent_instant == held_instant
+    if ";" in sent or ";" in held:
+        return set(filter(None, sent.split(";"))) == set(filter(None, held.split(";")))
+    return False
+
+
+def holds(obj: HubSpotObject, properties: Mapping[str, str]) -> bool:
+    """Whether ``obj`` holds every sent property value."""
+    return all(value_held(value, obj.properties.get(name)) for name, value in properties.items())

@@ -183,7 +183,12 @@ class MicroBaseBulkUpdateCustomersOperator(BulkWriteOperator):
 
 
 class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
-    """Batch-update orders, ``batch_size`` (at most 100) per call; records ``{"id", "properties"}``."""
+    """Batch-update orders, ``batch_size`` (at most 100) per call; records ``{"id", "properties"}``.
+
+    A batch HubSpot refuses whole for one bad value is split until only the bad records are
+    rejected; records HubSpot's answer leaves unsettled are read back, so nothing HubSpot applied
+    is rejected. A dry run reads the orders in batches (100 per request).
+    """
 
     template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "id_property")
     upsert = False

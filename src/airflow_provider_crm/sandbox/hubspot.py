@@ -1,13 +1,14 @@
-"""HubSpot emulator: CRM v3 orders (list, read, create, PATCH, batch update/upsert) and OAuth refresh.
+"""HubSpot emulator: CRM v3 orders (list, read, create, PATCH, batch update/upsert/read) and OAuth refresh.
 
 Behaviour follows the orders v3 spec and HubSpot's docs where they say something. Assumptions
-where they do not: a batch whose inputs all fail still answers 207 (``status`` ``COMPLETE``,
-empty ``results``); every failing batch input gets its own ``StandardError`` (HubSpot may group
-not-found ids into one); without ``properties=`` a read returns every set property (HubSpot
-returns a default subset), a requested but unset property is ``null``; write answers echo
-cleared properties as ``""``; a wrong client secret is answered like a wrong client id
-(``BAD_CLIENT_ID``); an unsupported ``grant_type`` is ``BAD_GRANT_TYPE``. The list's
-``paging`` appears only when there is a next page, as in HubSpot's answers.
+where they do not: a batch with an invalid property value or a repeated record is refused whole
+(400), as integrations report; a batch whose inputs all fail still answers 207 (``status``
+``COMPLETE``, empty ``results``); how a 207 names failed inputs is the ``batch_errors`` setting
+(see :mod:`~airflow_provider_crm.sandbox.hubspot_batch`); without ``properties=`` a read
+returns every set property (HubSpot returns a default subset), a requested but unset property
+is ``null``; write answers echo cleared properties as ``""``; a wrong client secret is answered
+like a wrong client id (``BAD_CLIENT_ID``); an unsupported ``grant_type`` is ``BAD_GRANT_TYPE``.
+The list's ``paging`` appears only when there is a next page, as in HubSpot's answers.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from urllib.parse import parse_qsl
 
 from airflow_provider_crm.sandbox.base import VendorApp
 from airflow_provider_crm.sandbox.faults import GatewayPage, HttpStatus, RateLimit, ServerError
-from airflow_provider_crm.sandbox.hubspot_batch import run_batch
+from airflow_provider_crm.sandbox.hubspot_batch import GROUPED, error_style, read_batch, run_batch, validate_batch
 from airflow_provider_crm.sandbox.hubspot_errors import (
     DAILY,
     EXPIRED_AUTHENTICATION,
@@ -48,7 +49,7 @@ from airflow_provider_crm.sandbox.hubspot_limits import (
 from airflow_provider_crm.sandbox.hubspot_properties import PROPERTIES, PropertyDef, property_from_dict
 from airflow_provider_crm.sandbox.hubspot_render import cleared_names, render_order, requested_properties
 from airflow_provider_crm.sandbox.hubspot_state import HubSpotState
-from airflow_provider_crm.sandbox.hubspot_validation import BodyError, parse_batch, parse_object_input
+from airflow_provider_crm.sandbox.hubspot_validation import BodyError, parse_batch, parse_batch_read, parse_object_input
 from airflow_provider_crm.sandbox.hubspot_writes import OrderWrites, WriteError
 from airflow_provider_crm.sandbox.ids import utc_now_iso
 from airflow_provider_crm.sandbox.messages import (
@@ -113,8 +114,9 @@ class HubSpotApp(VendorApp):
     ``crm.objects.orders.read``, writes ``crm.objects.orders.write``, else 403),
     ``burst_limit`` per ``interval_ms`` and ``daily_limit`` (``None`` = only reported in the
     ``X-HubSpot-RateLimit-*`` headers; a number = enforced with 429s), the OAuth values above,
-    and ``extra_properties`` (property definitions added to :data:`PROPERTIES`; see
-    :meth:`add_property`).
+    ``extra_properties`` (property definitions added to :data:`PROPERTIES`; see
+    :meth:`add_property`) and ``batch_errors`` (how a 207 names failed inputs, one of
+    :data:`~airflow_provider_crm.sandbox.hubspot_batch.ERROR_STYLES`).
     """
 
     name = "hubspot"
@@ -129,6 +131,7 @@ class HubSpotApp(VendorApp):
         "refresh_token",
         "access_token_ttl_seconds",
         "extra_properties",
+        "batch_errors",
     )
 
     scopes: tuple[str, ...] = DEFAULT_SCOPES
@@ -140,6 +143,7 @@ class HubSpotApp(VendorApp):
     refresh_token: str = "sandbox-hubspot-refresh-0123456789"
     access_token_ttl_seconds: float = 1800.0
     extra_properties: dict[str, dict[str, Any]]
+    batch_errors: str = GROUPED
 
     def __init__(self, token: str | None = None) -> None:
         self.extra_properties = {}
@@ -154,6 +158,7 @@ class HubSpotApp(VendorApp):
         add("POST", ORDERS, self._create, (SCOPE_WRITE,))
         add("POST", ORDERS + "/batch/update", self._batch_update, (SCOPE_WRITE,))
         add("POST", ORDERS + "/batch/upsert", self._batch_upsert, (SCOPE_WRITE,))
+        add("POST", ORDERS + "/batch/read", self._batch_read, (SCOPE_READ,))
         add("GET", ORDERS + "/{order_id}", self._get, (SCOPE_READ,))
         add("PATCH", ORDERS + "/{order_id}", self._update, (SCOPE_WRITE,))
 
@@ -193,7 +198,15 @@ class HubSpotApp(VendorApp):
             message = f"The OAuth token used to make this call expired {ago} ago."
             context = {"expire time": [_iso(expiry)]}
             return error_response(401, request.request_id, message, category=EXPIRED_AUTHENTICATION, context=context)
-        return error_response(401, request.request_id, _CREDENTIALS_NOT_FOUND, category=INVALID_AUTHENTICATION)
+        # As HubSpot announced the v3 authentication errors (community.hubspot.com, "Improvements
+        # to authentication errors for V3 endpoints"), with ``links`` (API keys are long retired).
+        return error_response(
+            401,
+            request.request_id,
+            _CREDENTIALS_NOT_FOUND,
+            category=INVALID_AUTHENTICATION,
+            links={"oauth": "https://developers.hubspot.com/docs/methods/auth/oauth-overview"},
+        )
 
     def rate_limited(self, request: SandboxRequest, fault: RateLimit) -> SandboxResponse:
         """429 for ``fault.policy`` (default ``TEN_SECONDLY_ROLLING``); ``Retry-After`` only if forced.
@@ -284,6 +297,8 @@ class HubSpotApp(VendorApp):
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ValueError("access_token_ttl_seconds must be a positive number")
             return float(value)
+        if key == "batch_errors":
+            return error_style(value)
         if key == "extra_properties":
             if not isinstance(value, dict):
                 raise ValueError("extra_properties must map property names to definitions")
@@ -505,5 +520,20 @@ class HubSpotApp(VendorApp):
             inputs = parse_batch(self._json(request), upsert=upsert)
         except BodyError as exc:
             return self._body_error(request, exc)
-        status, body = run_batch(self._writes, inputs, upsert=upsert, started=started)
+        refused = validate_batch(self._writes, inputs, upsert=upsert)
+        if refused is not None:
+            return self._write_error(request, refused)
+        status, body = run_batch(self._writes, inputs, upsert=upsert, started=started, style=self.batch_errors)
         return json_response(status, body, stored=bool(body["results"]))
+
+    def _batch_read(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        started = utc_now_iso()
+        try:
+            read = parse_batch_read(self._json(request))
+        except BodyError as exc:
+            return self._body_error(request, exc)
+        refused = self._writes.check_id_property(read.id_property)
+        if refused is not None:
+            return self._write_error(request, refused)
+        status, body = read_batch(self._writes, read.ids, read.id_property, read.properties, started=started)
+        return json_response(status, body)

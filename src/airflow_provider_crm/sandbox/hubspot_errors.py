@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -147,13 +148,18 @@ def standard_error(
 
 
 def rate_limit_body(correlation_id: str, policy: str) -> dict[str, Any]:
-    """The 429 document; the message names the policy in lower case, as HubSpot's does."""
+    """The 429 document; the message names the policy in lower case, as HubSpot's does.
+
+    Shape as in HubSpot's usage-guidelines example (quoted on community.hubspot.com), which also
+    carries a ``requestId`` of its own.
+    """
     return {
         "status": "error",
         "message": f"You have reached your {policy.lower()} limit.",
         "errorType": "RATE_LIMIT",
         "correlationId": correlation_id,
         "policyName": policy,
+        "requestId": str(uuid.uuid4()),
     }
 
 

@@ -20,6 +20,7 @@ OBJECT_INPUT_KEYS = frozenset({"properties"})
 CREATE_INPUT_KEYS = frozenset({"properties", "associations"})
 BATCH_KEYS = frozenset({"inputs"})
 BATCH_INPUT_KEYS = frozenset({"id", "properties", "idProperty", "objectWriteTraceId"})
+BATCH_READ_KEYS = frozenset({"inputs", "properties", "propertiesWithHistory", "idProperty"})
 
 _JSON_TYPES = (
     (bool, "a boolean"),
@@ -150,3 +151,53 @@ def parse_batch(body: Any, *, upsert: bool = False) -> list[BatchInput]:
     if duplicates:
         raise BodyError(f"Duplicate IDs found in batch input: {duplicates}", code="DUPLICATE_ID")
     return parsed
+
+
+@dataclass(frozen=True)
+class BatchRead:
+    """A batch read body: ids (or unique values of ``id_property``) and the properties wanted."""
+
+    ids: list[str]
+    properties: list[str]
+    id_property: str | None = None
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise BodyError(f"Invalid input JSON: {where} must be an array of property names")
+    return list(value)
+
+
+def parse_batch_read(body: Any) -> BatchRead:
+    """A ``BatchReadInputSimplePublicObjectId`` body (at most :data:`MAX_BATCH_INPUTS` ids).
+
+    The spec marks ``properties`` and ``propertiesWithHistory`` required; whether HubSpot enforces
+    that is not documented, so they may be left out here.
+    """
+    if not isinstance(body, dict):
+        raise BodyError(f"Invalid input JSON: the request body must be an object, not {_json_type(body)}")
+    _check_keys(body, BATCH_READ_KEYS, "the request body")
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list):
+        raise BodyError('Invalid input JSON: missing required field "inputs" (an array)')
+    if len(inputs) > MAX_BATCH_INPUTS:
+        raise BodyError(
+            f"Batch input is limited to {MAX_BATCH_INPUTS} inputs; got {len(inputs)}", code="TOO_MANY_INPUTS"
+        )
+    ids: list[str] = []
+    for index, entry in enumerate(inputs):
+        where = f"inputs[{index}]"
+        if not isinstance(entry, dict):
+            raise BodyError(f"Invalid input JSON: {where} must be an object, not {_json_type(entry)}")
+        _check_keys(entry, frozenset({"id"}), where)
+        if not isinstance(entry.get("id"), str) or not entry["id"]:
+            raise BodyError(f'Invalid input JSON: {where} needs "id" (a non-empty string)')
+        ids.append(entry["id"])
+    _names(body.get("propertiesWithHistory"), "propertiesWithHistory")
+    return BatchRead(
+        ids=ids,
+        properties=_names(body.get("properties"), "properties"),
+        id_property=_optional_string(body, "idProperty", "the request body"),
+    )

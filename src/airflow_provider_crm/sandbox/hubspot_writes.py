@@ -51,6 +51,14 @@ class OrderWrites:
         self._state = state
         self._catalogue = catalogue
 
+    def catalogue(self) -> Catalogue:
+        """The property definitions in force."""
+        return self._catalogue()
+
+    def record(self, order_id: str) -> dict[str, Any] | None:
+        """A stored order by internal id."""
+        return self._state.get(order_id)
+
     def check_id_property(self, id_property: str | None, *, writable: bool = False) -> WriteError | None:
         """``idProperty`` must name a unique property (and, to create objects, a writable one)."""
         if id_property is None:
