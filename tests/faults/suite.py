@@ -1,5 +1,11 @@
 """Push many records per vendor through the bulk operators while the sandbox injects chaos, then
-check from the sandbox's state and our ledger that nothing was lost, duplicated or left unexplained.
+check that nothing was lost, duplicated or left unexplained.
+
+Lost records are read from the sandbox's state and our ledger. Duplicates are counted from what
+the client sent (the sandbox journal), not from what the server holds: the sandbox keeps external
+ids, slugs and unique properties unique, so a client that sends a create twice is refused the
+second copy and the store never shows it. A create sent again after one that may have been applied
+is a duplicate unless a lookup of the same key went out in between and did not find the record.
 
 Used by the test suite (1,000 records per vendor) and by ``benchmarks/soak.py`` (10,000).
 """
@@ -11,6 +17,7 @@ import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,11 +28,14 @@ from airflow_provider_crm.operators.bulk import (
     KustomerBulkCreateKObjectsOperator,
     MicroBaseBulkUpdateCustomersOperator,
 )
-from airflow_provider_crm.sandbox import Chaos, Sandbox
+from airflow_provider_crm.sandbox import Chaos, JournalEntry, Sandbox
 
 VENDORS = ("kustomer", "kaiten", "microbase", "hubspot")
 READ_TIMEOUT = 0.5
 SLOW_SECONDS = 0.8
+JOURNAL_PER_RECORD = 6
+"""Journal room per record: every request must stay in the journal to be counted (runs use about 2)."""
+UNIQUE_ORDER_PROPERTY = "hs_external_order_id"
 
 
 @dataclass
@@ -36,6 +46,8 @@ class SuiteResult:
     rejected_with_reason: int
     lost: int
     duplicates: int
+    """Creates sent again with no lookup in between, or after a lookup had found the record."""
+    creates_sent: int
     faults: dict[str, int]
     requests: int
     elapsed_s: float
@@ -48,6 +60,7 @@ class SuiteResult:
             "rejected (with reason)": self.rejected_with_reason,
             "lost": self.lost,
             "duplicates": self.duplicates,
+            "creates sent": self.creates_sent,
             "faulted requests": sum(self.faults.values()),
             "requests": self.requests,
             "seconds": round(self.elapsed_s, 1),
@@ -108,9 +121,74 @@ def _stored(sandbox: Sandbox, vendor: str) -> Counter[str]:
     )
 
 
+def _creates(vendor: str, entry: JournalEntry) -> list[str]:
+    """Keys of the records a request asks the vendor to create (empty for reads and keyed writes)."""
+    body, segments = entry.body if isinstance(entry.body, dict) else {}, entry.segments
+    if entry.method != "POST" or not segments:
+        return []
+    if vendor == "kustomer" and segments[-2:] == ("klasses", "orders"):
+        return [str(body.get("externalId"))]
+    if vendor == "kaiten" and segments[-1] == "customers":
+        return [str(body.get("slug"))]
+    if vendor == "microbase" and segments[-1] == "customer.create":
+        return [str(body.get("email", "")).partition("@")[0]]
+    if vendor == "hubspot" and (segments[-1] == "orders" or segments[-2:] == ("batch", "create")):
+        inputs = body.get("inputs") if segments[-1] == "create" else [body]
+        return [str((item.get("properties") or {}).get(UNIQUE_ORDER_PROPERTY)) for item in inputs or []]
+    return []
+
+
+def _lookups(vendor: str, entry: JournalEntry) -> list[str]:
+    """Keys of the records a request looks up."""
+    body, segments = entry.body if isinstance(entry.body, dict) else {}, entry.segments
+    if vendor == "kustomer" and entry.method == "GET" and segments[-1].startswith("externalId="):
+        return [segments[-1].removeprefix("externalId=")]
+    if vendor in ("kaiten", "hubspot") and entry.method == "GET" and len(segments) > 1:
+        return [segments[-1]] if segments[-2] in ("customers", "orders") else []
+    if vendor == "microbase" and entry.method == "POST" and segments[-1] == "customer.info":
+        return [str(body.get("id"))]
+    if vendor == "hubspot" and entry.method == "POST" and segments[-2:] == ("batch", "read"):
+        return [str(item.get("id")) for item in body.get("inputs") or []]
+    return []
+
+
+def _seen_as_not_applied(entry: JournalEntry) -> bool:
+    """Whether the client saw an answer saying the request was not acted on (so resending is safe)."""
+    return entry.status in (408, 429) and "slow" not in (entry.fault or "")
+
+
+def count_duplicates(vendor: str, entries: Iterable[JournalEntry]) -> tuple[int, int]:
+    """``(creates sent, duplicates)`` from the journal, in arrival order.
+
+    A create is a duplicate when it repeats an earlier create of the same key that may have been
+    applied (anything but a 408/429 the client received) with no lookup of that key in between,
+    or when a lookup in between answered that the record exists.
+    """
+    creates = duplicates = 0
+    unsettled: set[str] = set()
+    checked: set[str] = set()
+    found: set[str] = set()
+    for entry in entries:
+        for key in _lookups(vendor, entry):
+            checked.add(key)
+            if entry.status == 200 and entry.fault is None:
+                found.add(key)
+        for key in _creates(vendor, entry):
+            creates += 1
+            if key in found or (key in unsettled and key not in checked):
+                duplicates += 1
+            checked.discard(key)
+            if _seen_as_not_applied(entry):
+                unsettled.discard(key)
+            else:
+                unsettled.add(key)
+    return creates, duplicates
+
+
 def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0.1) -> SuiteResult:
-    """One vendor, ``records`` records, ``rate`` of its requests faulted; figures from state and ledger."""
-    with Sandbox(journal_size=1000) as sandbox, tempfile.TemporaryDirectory() as tmp:
+    """One vendor, ``records`` records, ``rate`` of its requests faulted; figures from state, ledger and journal."""
+    journal_size = records * JOURNAL_PER_RECORD + 1000
+    with Sandbox(journal_size=journal_size) as sandbox, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         _connect(sandbox, vendor)
         operator, keys = _seed_and_build(sandbox, vendor, records, out)
@@ -124,6 +202,10 @@ def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0
             requests = sandbox.chaos_requests(vendor)
             sandbox.chaos(vendor, None)
             time.sleep(SLOW_SECONDS + 0.2)  # let slow requests land before reading the state
+        journal = sandbox.journal(vendor)
+        if len(journal) >= journal_size:
+            raise RuntimeError(f"{vendor}: the journal filled up ({journal_size}); raise JOURNAL_PER_RECORD")
+        creates_sent, duplicates = count_duplicates(vendor, journal)
         stored = _stored(sandbox, vendor)
         ledger = [json.loads(line) for line in (out / f"{vendor}-ledger.jsonl").read_text().splitlines()]
         rejected = {line["key"] for line in ledger if line["action"] == "rejected" and line["error_code"]}
@@ -134,7 +216,8 @@ def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0
             stored_ok=sum(1 for k in keys if stored[k] >= 1),
             rejected_with_reason=len(rejected),
             lost=len(lost),
-            duplicates=sum(count - 1 for count in stored.values() if count > 1),
+            duplicates=duplicates + sum(count - 1 for count in stored.values() if count > 1),
+            creates_sent=creates_sent,
             faults={kind: count for kind, count in faults.items() if count},
             requests=requests,
             elapsed_s=elapsed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 
@@ -42,6 +43,24 @@ def stored(sandbox: Sandbox, klass: str = KLASS) -> list[dict]:
 
 def posts(sandbox: Sandbox) -> list:
     return [e for e in sandbox.writes("kustomer") if e.method == "POST"]
+
+
+def create_traffic(sandbox: Sandbox, external_id: str) -> list[tuple[str, int | None]]:
+    """The creates and externalId lookups the server received for one record, in arrival order."""
+    return [
+        ("lookup" if e.method == "GET" else "create", e.status)
+        for e in sandbox.journal("kustomer")
+        if (e.method == "POST" and isinstance(e.body, dict) and e.body.get("externalId") == external_id)
+        or (e.method == "GET" and e.segments[-1] == f"externalId={external_id}")
+    ]
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    """Poll until ``condition()`` is true (the server may still be answering a slow request)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the sandbox"
+        time.sleep(0.02)
 
 
 def test_create_get_update_and_find_round_trip(hook: KustomerHook, sandbox: Sandbox) -> None:
@@ -116,15 +135,31 @@ def test_5xx_on_create_without_external_id_is_not_resent(hook: KustomerHook, san
 def test_5xx_on_create_with_external_id_checks_then_resends(hook: KustomerHook, sandbox: Sandbox) -> None:
     sandbox.inject("kustomer", ServerError(status=503, method="POST", count=2))
     created = hook.create_kobject(KLASS, title="t", external_id="ext-3")
+    # A 5xx may have been applied: each resend must follow a lookup that found nothing.
+    assert create_traffic(sandbox, "ext-3") == [
+        ("create", 503),
+        ("lookup", 404),
+        ("create", 503),
+        ("lookup", 404),
+        ("create", 201),
+    ]
     assert [o["id"] for o in stored(sandbox)] == [created.id]
-    assert len(posts(sandbox)) == 3
 
 
-def test_read_timeout_after_store_with_external_id_creates_one(kustomer_conn: str, sandbox: Sandbox) -> None:
+def test_read_timeout_with_external_id_looks_up_before_resending(kustomer_conn: str, sandbox: Sandbox) -> None:
     hook = KustomerHook(kustomer_conn_id=kustomer_conn)
-    sandbox.inject("kustomer", Latency(seconds=2.5, method="POST"))  # read_timeout is 2 s
+    # The answer is late (read_timeout is 2 s) and the write lands only after the delay, so the
+    # client times out before the store: its lookup finds nothing and it sends the create again.
+    sandbox.inject("kustomer", Latency(seconds=2.5, method="POST"))
     created = hook.create_kobject(KLASS, title="t", external_id="slow-1")
-    time.sleep(0.6)  # let the slow request finish on the server
+    wait_for(lambda: len(posts(sandbox)) == 2)  # the late create is journaled once it is answered
+    traffic = create_traffic(sandbox, "slow-1")
+    kinds = [kind for kind, _ in traffic]
+    # After the second create only lookups: the hook reads the stored record if its create got a 409.
+    assert kinds[:3] == ["create", "lookup", "create"] and set(kinds[3:]) <= {"lookup"}, traffic
+    assert traffic[1] == ("lookup", 404)
+    # Whichever create landed first is the one record; the other got Kustomer's 409.
+    assert sorted(status for kind, status in traffic if kind == "create") == [201, 409]
     assert [o["id"] for o in stored(sandbox)] == [created.id]
 
 
@@ -139,11 +174,16 @@ def test_429_on_create_waits_and_retries(hook: KustomerHook, sandbox: Sandbox) -
 
 
 def test_429_without_retry_after_uses_reset_header(hook: KustomerHook, sandbox: Sandbox) -> None:
-    sandbox.inject("kustomer", RateLimit(retry_after=0.5, send_retry_after_header=False, method="PUT"))
+    # x-ratelimit-reset says 1.5 s: longer than the first backoff (at most 0.5 s), far shorter than
+    # the 60 s default for a 429 without hints (capped at 8 s here so a regression fails fast).
+    sandbox.inject("kustomer", RateLimit(retry_after=1.5, send_retry_after_header=False, method="PUT"))
+    hook.transport.retry = dataclasses.replace(hook.transport.retry, max_single_wait=8.0)
     created = hook.create_kobject(KLASS, title="t")
-    started = time.monotonic()
     hook.update_kobject(KLASS, created.id, title="u")
-    assert time.monotonic() - started >= 0.5
+    puts = [e for e in sandbox.writes("kustomer") if e.method == "PUT"]
+    assert [e.status for e in puts] == [429, 200]
+    gap = puts[1].timestamp - puts[0].timestamp
+    assert 1.5 <= gap < 4.5, f"resent {gap:.2f}s after the 429; the reset header asked for 1.5s"
 
 
 def test_persistent_429_gives_up_with_typed_error(kustomer_conn: str, sandbox: Sandbox, monkeypatch) -> None:

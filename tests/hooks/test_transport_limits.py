@@ -12,17 +12,63 @@ import pytest
 from airflow_provider_crm.errors import CrmApiError
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.sandbox import Sandbox
-from airflow_provider_crm.transport import HttpTransport, VendorRules
+from airflow_provider_crm.transport import HttpTransport, RetrySettings, Timeouts, VendorRules
 
 
-def test_declared_oversized_body_is_refused(kustomer_conn: str, sandbox: Sandbox) -> None:
-    kobject = sandbox.kustomer.seed("orders", {"title": "x" * 1000})
+@pytest.fixture
+def stalled_server() -> Iterator[str]:
+    """A loopback server that declares a 1 GB body, sends 100 bytes of it and then goes silent.
+
+    Only the declared length can refuse this body in time: the bytes that arrive stay under any
+    reasonable limit, and reading on waits for the read timeout.
+    """
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+                conn.sendall(head + b" " * 100)
+                stop.wait()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=2)
+    listener.close()
+
+
+def test_declared_oversized_body_is_refused(stalled_server: str) -> None:
+    transport = HttpTransport(
+        base_url=stalled_server,
+        rules=VendorRules(),
+        max_response_bytes=500,
+        timeouts=Timeouts(connect=5, read=5),
+        retry=RetrySettings(max_attempts=1),
+    )
+    started = time.monotonic()
+    with pytest.raises(CrmApiError, match="exceeds the 500 byte limit"):
+        transport.request("GET", "/anything")
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.5, f"took {elapsed:.1f}s: the body was read instead of refused by its declared length"
+
+
+def test_body_over_the_limit_is_refused_and_under_it_read(kustomer_conn: str, sandbox: Sandbox) -> None:
+    kobject = sandbox.kustomer.seed("orders", {"title": "t", "custom": {"noteTxt": "x" * 1000}})
     hook = KustomerHook()
     hook.transport.max_response_bytes = 500
     with pytest.raises(CrmApiError, match="exceeds the 500 byte limit"):
         hook.get_kobject("orders", kobject["id"])
     hook.transport.max_response_bytes = 1_000_000
-    assert hook.get_kobject("orders", kobject["id"]).title == "x" * 1000
+    assert hook.get_kobject("orders", kobject["id"]).custom["noteTxt"] == "x" * 1000
 
 
 @pytest.fixture

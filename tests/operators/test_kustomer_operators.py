@@ -10,6 +10,7 @@ from airflow_provider_crm._compat import redact
 from airflow_provider_crm.sandbox import Sandbox
 from tests.airflow_versions import DAG_TEST_OUTPUT_IS_MASKED
 from tests.helpers import task_states, xcom_values
+from tests.security.task_logs import read_log_files, task_log_file
 
 KLASS = "ecomm-order"
 
@@ -93,8 +94,9 @@ def test_token_never_reaches_logs_xcom_or_rendered_fields(
     token = sandbox.token("kustomer")
     # A DAG author templating the secret into a payload: rendered fields must still mask it.
     source = CHAIN.replace('"totalNum": 12', '"totalNum": 12, "noteStr": "{{ conn.kustomer_default.password }}"')
-    run_ok = run_dag(source)
-    run_bad = run_dag(source.replace('"totalNum": 12,', '"totalNum": "bad",'))
+    with task_log_file(airflow_db / "logs") as task_log:
+        run_ok = run_dag(source)
+        run_bad = run_dag(source.replace('"totalNum": 12,', '"totalNum": "bad",'))
     assert task_states(run_ok)["update"] == "success"
     assert task_states(run_bad)["create"] == "failed"
     assert sandbox.state("kustomer").kobjects(KLASS)[0]["custom"]["noteStr"] == token, "the template rendered"
@@ -105,9 +107,13 @@ def test_token_never_reaches_logs_xcom_or_rendered_fields(
         assert token not in out + err
     else:  # Airflow 3.0's dag.test() prints secrets itself (see DAG_TEST_OUTPUT_IS_MASKED)
         assert redact(token) == "***"
-    for log_file in (airflow_db / "logs").rglob("*"):
-        if log_file.is_file():
-            assert token not in log_file.read_text(errors="replace"), log_file
+    logs = read_log_files(airflow_db / "logs")
+    task_log.unlink()
+    assert str(task_log) in logs, "the task logs were written to a file"
+    assert "Kustomer KObject" in logs[str(task_log)] and "totalNum" in logs[str(task_log)], "with both runs' tasks"
+    if DAG_TEST_OUTPUT_IS_MASKED:
+        for path, text in logs.items():
+            assert token not in text, path
     for run in (run_ok, run_bad):
         assert token not in repr(xcom_values(run))
         for ti in run.get_task_instances():  # type: ignore[attr-defined]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -282,14 +284,31 @@ def test_seed_stores_without_http(crm_sandbox: Sandbox, kustomer: KustomerClient
 
 
 def test_concurrent_creates_with_one_external_id_store_one_object(
-    crm_sandbox: Sandbox, kustomer: KustomerClient
+    crm_sandbox: Sandbox, kustomer: KustomerClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    crm_sandbox.inject("kustomer", Latency(0.6, path_pattern="tokens"))
+    state = crm_sandbox.kustomer.state
+    owner_of = state.external_id_owner
+    gaps: list[tuple[float, float]] = []
+
+    def slow_owner_of(klass: str, external_id: str) -> str | None:
+        # Widen the gap between "is the externalId taken?" and the store, so creates that are not
+        # serialised by the emulator's lock would all pass the check and all store.
+        owner = owner_of(klass, external_id)
+        if owner is None:
+            started = time.time()
+            time.sleep(0.3)
+            gaps.append((started, time.time()))
+        return owner
+
+    monkeypatch.setattr(state, "external_id_owner", slow_owner_of)
+    crm_sandbox.inject("kustomer", Latency(2.0, path_pattern="tokens"))
+    together = threading.Barrier(8)
 
     def create(_: int) -> int:
         with requests.Session() as session:
             session.headers["Authorization"] = f"Bearer {crm_sandbox.token('kustomer')}"
             url = kustomer.base_url + "/v1/klasses/orders"
+            together.wait(timeout=TIMEOUT)
             return session.post(url, json={"title": "x", "externalId": "same"}, timeout=TIMEOUT).status_code
 
     with ThreadPoolExecutor(max_workers=9) as pool:
@@ -299,6 +318,10 @@ def test_concurrent_creates_with_one_external_id_store_one_object(
         assert slow.result().status_code == 200
     assert statuses == [201] + [409] * 7
     assert crm_sandbox.kustomer.state.count("orders") == 1
+    # The creates really overlapped: others arrived while the first sat between check and store.
+    [(started, ended)] = gaps
+    arrivals = [entry.timestamp for entry in crm_sandbox.journal("kustomer") if entry.method == "POST"]
+    assert sum(started <= arrived <= ended for arrived in arrivals) >= 2, (started, ended, arrivals)
 
 
 @pytest.mark.parametrize(

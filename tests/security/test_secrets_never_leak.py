@@ -1,8 +1,8 @@
 """Run every operator, on success and failure paths, and scan all that Airflow and we produced.
 
 Scanned for every token, OAuth client secret, refresh token and issued access token: task logs
-(captured output and log files), XCom values, rendered template fields, exception text in the
-logs, and the ledger and dead-letter files.
+(captured output and the log files, with the run's task logs written to one), XCom values,
+rendered template fields, exception text in the logs, and the ledger and dead-letter files.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from airflow_provider_crm.sandbox.example_data import seed_example
 from tests.airflow_versions import DAG_TEST_OUTPUT_IS_MASKED
 from tests.conftest import use_connection
 from tests.helpers import task_states, xcom_values
+from tests.security.task_logs import read_log_files, task_log_file
 
 DAG = """
 import pendulum
@@ -111,7 +112,8 @@ def test_no_secret_appears_anywhere(
 ) -> None:
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
 
-    run = run_dag(DAG.replace("OUTPUT_DIR", repr(str(tmp_path))))
+    with task_log_file(airflow_db / "logs") as task_log:
+        run = run_dag(DAG.replace("OUTPUT_DIR", repr(str(tmp_path))))
     states = task_states(run)
     assert {k: v for k, v in states.items() if k.endswith("_fail")} == dict.fromkeys(
         ("k_fail", "kt_fail", "mb_fail", "hs_fail"), "failed"
@@ -122,14 +124,18 @@ def test_no_secret_appears_anywhere(
 
     out, err = capfd.readouterr()
     assert "Kaiten" in out + err, "the failing tasks' errors were captured"
-    produced = {"xcom": json.dumps(xcom_values(run), default=str)}
+    logs = read_log_files(airflow_db / "logs")
+    task_log.unlink()
+    assert str(task_log) in logs, "the task logs were written to a file"
+    for expected in ("Kaiten", "Kustomer KObject", "HubSpot", "MicroBase", "rejected"):
+        assert expected in logs[str(task_log)], f"the task log file has no {expected!r} lines"
+    produced: dict[str, str] = {}
     if DAG_TEST_OUTPUT_IS_MASKED:
+        produced.update(logs)
         produced["captured output"] = out + err
     else:  # Airflow 3.0's dag.test() prints secrets itself (see DAG_TEST_OUTPUT_IS_MASKED)
         assert [redact(secret) for secret in secrets] == ["***"] * len(secrets), "every secret is masked"
-    for log_file in (airflow_db / "logs").rglob("*"):
-        if log_file.is_file():
-            produced[str(log_file)] = log_file.read_text(errors="replace")
+    produced["xcom"] = json.dumps(xcom_values(run), default=str)
     for ti in run.get_task_instances():  # type: ignore[attr-defined]
         produced[f"rendered {ti.task_id}"] = json.dumps(
             RenderedTaskInstanceFields.get_templated_fields(ti), default=str

@@ -13,8 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
-# Close to what the service's ``isemail`` check accepts: one @, a dotted domain, no spaces.
-EMAIL_PATTERN = re.compile(r"^[^@\s]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
+# Close to what the service's ``isemail`` check accepts: a dot-atom local part of RFC 5322 atext (isemail
+# refuses its "specials", see skeggse/isemail lib/index.js), a dotted host name, at most 254 characters
+# with at most 64 before the @. Quoted local parts and non-ASCII addresses, which isemail may accept, are
+# refused here. Checked with ``fullmatch``: with ``match``, a ``$`` anchor also matches before a final newline.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_PATTERN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
+MAX_EMAIL_LENGTH, MAX_LOCAL_PART_LENGTH = 254, 64
 EMPTY_REFUSAL = "must not be empty: MicroBase ignores empty values, so it cannot clear a field this way"
 
 
@@ -44,7 +50,11 @@ class CustomerUpdate(BaseModel):
     @field_validator("email")
     @classmethod
     def _email_format(cls, value: str | None) -> str | None:
-        if value is not None and not EMAIL_PATTERN.match(value):
+        if value is not None and (
+            not EMAIL_PATTERN.fullmatch(value)
+            or len(value) > MAX_EMAIL_LENGTH
+            or len(value.partition("@")[0]) > MAX_LOCAL_PART_LENGTH
+        ):
             raise ValueError(f"{value[:100]!r} is not a valid email address")
         return value
 
