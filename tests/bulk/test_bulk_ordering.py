@@ -24,6 +24,7 @@ from airflow_provider_crm.bulk.ledger import NOT_ATTEMPTED, REJECTED, UPDATED, W
 from airflow_provider_crm.bulk.policy import ErrorPolicy
 from airflow_provider_crm.bulk.runner import BulkRunner, Item, Outcome
 from airflow_provider_crm.bulk.sources import BadRecord
+from airflow_provider_crm.bulk.writers import HubSpotBatchWriter
 from airflow_provider_crm.operators.bulk import HubSpotBulkUpdateOrdersOperator
 from airflow_provider_crm.sandbox import Latency, Sandbox
 from airflow_provider_crm.sandbox.hubspot import HubSpotApp
@@ -167,16 +168,16 @@ class RecordingWriter:
         return record
 
     def write(self, items: list[Item]) -> list[Outcome]:
-        keys = [item.key for item in items]
+        keys = [item.same_as for item in items]
         with self._cond:
             for hook in self.on_write:
                 hook(items)
             if len(set(keys)) != len(keys):
                 self.repeats.append(keys)
             for item in items:
-                if self._keys_in_flight[item.key]:
-                    self.overlaps.append(item.key)
-                self._keys_in_flight[item.key] += 1
+                if self._keys_in_flight[item.same_as]:
+                    self.overlaps.append(item.same_as)
+                self._keys_in_flight[item.same_as] += 1
                 self.started[item.key].append(item.index)
             self.units_in_flight += 1
             self.peak_units = max(self.peak_units, self.units_in_flight)
@@ -185,7 +186,7 @@ class RecordingWriter:
             self.lingered = True
             for item in items:
                 self.last_written[item.key] = item.index
-                self._keys_in_flight[item.key] -= 1
+                self._keys_in_flight[item.same_as] -= 1
             self.units_in_flight -= 1
             self.finished += len(items)
         return [
@@ -270,6 +271,42 @@ def test_a_key_is_never_in_two_units_in_flight_and_keeps_input_order(tmp_path: P
     assert sorted(line["index"] for line in ledger) == list(range(len(records)))
     assert summary["updated"] == len(records)
     assert writer.peak_units >= 2, "other keys kept flowing while the hot keys waited"
+
+
+def test_records_the_vendor_takes_for_one_are_ordered_as_one_key(tmp_path: Path) -> None:
+    """A writer's ``same_record`` (HubSpot: ids without case or padding) decides what waits, not the spelling."""
+    one_order: list[int] = []
+    clashes: list[list[int]] = []
+    in_flight: list[int] = []
+    lock = threading.Lock()
+
+    class Folding(RecordingWriter):
+        @staticmethod
+        def same_record(prepared: dict[str, Any]) -> str:
+            return HubSpotBatchWriter.same_record({"id": prepared["key"], "id_property": "order_ref"})
+
+        def write(self, items: list[Item]) -> list[Outcome]:
+            mine = [item.index for item in items if item.index < 12]
+            with lock:
+                if mine and (in_flight or len(mine) > 1):
+                    clashes.append([*in_flight, *mine])
+                in_flight.extend(mine)
+                one_order.extend(mine)
+            try:
+                return super().write(items)
+            finally:
+                with lock:
+                    for index in mine:
+                        in_flight.remove(index)
+
+    spellings = ["Order-1", "order-1", " ORDER-1 ", "order-1\t"]
+    records = [{"key": spellings[n % 4]} for n in range(12)] + [{"key": f"k-{n}"} for n in range(12)]
+    writer = Folding(batch_size=3)
+    summary, _ = run(writer, records, tmp_path)
+
+    assert clashes == [], "two spellings of one order were written together"
+    assert one_order == list(range(12)), "the spellings were written in input order"
+    assert summary["updated"] == 24
 
 
 def test_distinct_keys_still_run_max_workers_units_at_once(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Generic, Protocol, TypeVar
 
 class Keyed(Protocol):
     @property
-    def key(self) -> str: ...
+    def same_as(self) -> str: ...
 
 
 K = TypeVar("K", bound=Keyed)
@@ -36,11 +36,11 @@ class KeyGate(Generic[K]):
 
     def admit(self, item: K) -> bool:
         """True when ``item`` may join a unit now; otherwise the gate keeps it until its key is free."""
-        if item.key in self._admitted:
-            self._waiting.setdefault(item.key, deque()).append(item)
+        if item.same_as in self._admitted:
+            self._waiting.setdefault(item.same_as, deque()).append(item)
             self.held += 1
             return False
-        self._admitted.add(item.key)
+        self._admitted.add(item.same_as)
         return True
 
     def done(self, key: str) -> None:

@@ -50,15 +50,21 @@ MAX_SPAN = 100_000
 
 
 class Item:
-    """One input record on its way through: position, key and the validated request."""
+    """One input record on its way through: position, key and the validated request.
 
-    __slots__ = ("index", "key", "prepared", "record")
+    ``key`` is how the ledger names the record; ``same_as`` is what decides that two records address
+    one remote record (and so are written in order), which is the key unless the writer says how
+    the vendor compares them (HubSpot: without case or padding).
+    """
 
-    def __init__(self, index: int, key: str, record: Any, prepared: Any) -> None:
+    __slots__ = ("index", "key", "prepared", "record", "same_as")
+
+    def __init__(self, index: int, key: str, record: Any, prepared: Any, same_as: str | None = None) -> None:
         self.index = index
         self.key = key
         self.record = record
         self.prepared = prepared
+        self.same_as = key if same_as is None else same_as
 
 
 class RecordWriter(Protocol):
@@ -76,6 +82,10 @@ class RecordWriter(Protocol):
 
     def preview(self, items: list[Item]) -> list[Outcome]:
         """Resolve what can be resolved without writing (dry run)."""
+
+
+SameRecord = Callable[[Any], str]
+"""Optional writer method ``same_record(prepared)``: a string equal for records the vendor takes for one."""
 
 
 class Progress(Protocol):
@@ -182,6 +192,7 @@ class BulkRunner:
         max_held: int = MAX_HELD,
     ) -> None:
         self.writer = writer
+        self._same_record: SameRecord | None = getattr(writer, "same_record", None)
         self.ledger = ledger
         self.policy = policy
         self.max_workers = max(1, max_workers)
@@ -233,11 +244,12 @@ class BulkRunner:
             return None
         key = self.writer.key(record, index)
         try:
-            return Item(index, key, record, self.writer.prepare(record))
+            prepared = self.writer.prepare(record)
         except CrmValidationError as exc:
             outcome = Outcome(index, key, self._refused, error_code="validation_error", error_message=str(exc))
             self._account(outcome, record, summary, low_water)
             return None
+        return Item(index, key, record, prepared, self._same_record(prepared) if self._same_record else None)
 
     @property
     def _refused(self) -> str:
@@ -371,4 +383,4 @@ class _Dispatch:
 
     def _release(self, unit: list[Item]) -> None:
         for item in unit:
-            self.gate.done(item.key)
+            self.gate.done(item.same_as)

@@ -49,7 +49,7 @@ from airflow_provider_crm.hooks.hubspot_batch import unique_id_property
 from airflow_provider_crm.hooks.kaiten import KaitenHook
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
-from airflow_provider_crm.models.hubspot import BatchIncompleteError, BatchResult, HubSpotObject, holds
+from airflow_provider_crm.models.hubspot import BatchIncompleteError, BatchResult, HubSpotObject, holds, request_key
 from airflow_provider_crm.models.kaiten import CustomerReplacement
 from airflow_provider_crm.models.kustomer import KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.microbase import CustomerUpdate
@@ -336,6 +336,11 @@ class HubSpotBatchWriter:
 
     def key(self, record: dict[str, Any], index: int) -> str:
         return _key(record, "id", index)
+
+    @staticmethod
+    def same_record(prepared: dict[str, Any]) -> str:
+        """Records HubSpot may take for one order (same id property, id without case or padding)."""
+        return "\x1f".join(request_key({"idProperty": prepared.get("id_property"), "id": prepared["id"]}))
 
     def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
         unknown = sorted(set(record) - {"id", "properties", "id_property"})
