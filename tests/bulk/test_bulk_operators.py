@@ -49,6 +49,7 @@ def test_ledger_accounts_for_every_record(kustomer_conn: str, sandbox: Sandbox, 
     by_key = {line["key"]: line for line in lines}
     assert by_key["r-3"]["action"] == "unchanged"
     assert by_key["r-5"]["action"] == "rejected" and by_key["r-5"]["error_code"] == "validation_error"
+    assert by_key["r-5"]["status"] == "error" and by_key["r-0"]["status"] == "ok"
     assert "totalNum" in by_key["r-5"]["error_message"]
     assert {by_key[f"r-{i}"]["action"] for i in (0, 1, 2, 4, 6, 7)} == {"created"}
     stored = {o["externalId"]: o["id"] for o in sandbox.state("kustomer").kobjects("orders")}

@@ -239,14 +239,18 @@ class BulkRunner:
     ) -> Item | None:
         """The validated item, or None when the record was refused (and accounted for) on the spot."""
         if isinstance(record, BadRecord):
-            outcome = Outcome(index, f"#{index}", self._refused, error_code="bad_record", error_message=record.reason)
+            outcome = Outcome(
+                index, f"#{index}", self._refused, status="error", error_code="bad_record", error_message=record.reason
+            )
             self._account(outcome, {"_raw": record.raw}, summary, low_water)
             return None
         key = self.writer.key(record, index)
         try:
             prepared = self.writer.prepare(record)
         except CrmValidationError as exc:
-            outcome = Outcome(index, key, self._refused, error_code="validation_error", error_message=str(exc))
+            outcome = Outcome(
+                index, key, self._refused, status="error", error_code="validation_error", error_message=str(exc)
+            )
             self._account(outcome, record, summary, low_water)
             return None
         return Item(index, key, record, prepared, self._same_record(prepared) if self._same_record else None)
