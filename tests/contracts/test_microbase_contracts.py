@@ -15,7 +15,7 @@ import requests
 
 from airflow_provider_crm import errors
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
-from airflow_provider_crm.sandbox import Sandbox, ServerError
+from airflow_provider_crm.sandbox import Sandbox, fault_from_dict
 from tests.conftest import use_connection
 from tests.contracts.replay import ReplayServer
 from tests.contracts.samples import Sample, canned, load
@@ -89,20 +89,25 @@ def test_hook_reads_the_documented_answer(sample: Sample, monkeypatch: pytest.Mo
     assert all(received == sent for received in server.received)
 
 
-def _seed(sandbox: Sandbox, spec: dict[str, Any]) -> None:
+def _seed(sandbox: Sandbox, spec: dict[str, Any]) -> str | None:
+    """Seed the customers and arm the fault (as the control API takes it; ``kind`` defaults to
+    server_error); returns the fault's kind."""
     app = sandbox.app("microbase")
     for customer in spec.get("seed", []):
         app.seed(**customer)  # type: ignore[attr-defined]
-    if "inject" in spec:
-        sandbox.inject("microbase", ServerError(status=spec["inject"]["status"]))
+    if "inject" not in spec:
+        return None
+    fault = fault_from_dict({"kind": "server_error", **spec["inject"]})
+    sandbox.inject("microbase", fault)
+    return fault.kind
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=_ids(SAMPLES))
 def test_sandbox_answers_like_the_vendor(sample: Sample, sandbox: Sandbox) -> None:
     spec = sample.sandbox
-    if "skip" in spec:
-        pytest.skip(spec["skip"])
-    _seed(sandbox, spec)
+    fault = _seed(sandbox, spec)
+    state = sandbox.state("microbase")
+    before = (state.customers(), state.events)
     headers = dict(sample.request["headers"])
     token = sandbox.token("microbase") if spec.get("auth", "valid") == "valid" else "not-a-valid-token"
     headers["authorization"] = f"Bearer {token}"
@@ -115,6 +120,9 @@ def test_sandbox_answers_like_the_vendor(sample: Sample, sandbox: Sandbox) -> No
     )
 
     assert response.status_code == sample.status, response.text[:300]
+    assert [entry.fault for entry in sandbox.journal("microbase")] == [fault]
+    if fault is not None:  # the fault answered, and the request was not processed
+        assert (state.customers(), state.events) == before
     if isinstance(sample.body, str):
         expected_type = sample.response.get("headers", {}).get("Content-Type", "text/plain")
         assert response.headers["Content-Type"].split(";")[0] == expected_type
@@ -124,6 +132,7 @@ def test_sandbox_answers_like_the_vendor(sample: Sample, sandbox: Sandbox) -> No
     body = response.json()
     assert shape_mismatches(sample.body, body) == []
     assert body["ok"] is sample.body["ok"]
+    assert ("error" in body) == ("error" in sample.body), body  # extra keys pass the shape check; a code must not
     if isinstance(sample.body.get("error"), str):
         assert body["error"] == sample.body["error"]
     if sample.body.get("error") == "validation_error":

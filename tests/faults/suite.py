@@ -36,6 +36,9 @@ SLOW_SECONDS = 0.8
 JOURNAL_PER_RECORD = 6
 """Journal room per record: every request must stay in the journal to be counted (runs use about 2)."""
 UNIQUE_ORDER_PROPERTY = "hs_external_order_id"
+SETTLE_TIMEOUT = SLOW_SECONDS + 60.0
+"""Bound on waiting for requests still in the server after the run (slow ones take ``SLOW_SECONDS``)."""
+SETTLE_POLL_SECONDS = 0.05
 
 
 @dataclass
@@ -185,6 +188,31 @@ def count_duplicates(vendor: str, entries: Iterable[JournalEntry]) -> tuple[int,
     return creates, duplicates
 
 
+def _chaos_faulted(entry: JournalEntry) -> bool:
+    return any(label.startswith("chaos:") for label in (entry.fault or "").split(","))
+
+
+def wait_for_faulted_requests(
+    sandbox: Sandbox, vendor: str, faulted: int, *, journal_size: int | None = None, timeout: float = SETTLE_TIMEOUT
+) -> None:
+    """Wait until each of the ``faulted`` requests chaos faulted is journaled, i.e. has been handled.
+
+    A slow request outlives the client's read timeout: the client has moved on while the server
+    still sleeps, then stores the write and journals it. Reading the state or the journal before
+    then would count its record as lost, or miss a create the client sent. A full journal (of
+    ``journal_size`` entries) ends the wait: the caller reports it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        journal = sandbox.journal(vendor)
+        landed = sum(1 for entry in journal if _chaos_faulted(entry))
+        if landed >= faulted or (journal_size is not None and len(journal) >= journal_size):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{vendor}: {landed} of {faulted} faulted requests journaled after {timeout} s")
+        time.sleep(SETTLE_POLL_SECONDS)
+
+
 def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0.1) -> SuiteResult:
     """One vendor, ``records`` records, ``rate`` of its requests faulted; figures from state, ledger and journal."""
     journal_size = records * JOURNAL_PER_RECORD + 1000
@@ -198,10 +226,10 @@ def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0
             operator.execute({})
         finally:
             elapsed = time.monotonic() - started
+            sandbox.chaos(vendor, None)  # no more draws; the counters stay readable
             faults = dict(sandbox.chaos_stats(vendor))
             requests = sandbox.chaos_requests(vendor)
-            sandbox.chaos(vendor, None)
-            time.sleep(SLOW_SECONDS + 0.2)  # let slow requests land before reading the state
+            wait_for_faulted_requests(sandbox, vendor, sum(faults.values()), journal_size=journal_size)
         journal = sandbox.journal(vendor)
         if len(journal) >= journal_size:
             raise RuntimeError(f"{vendor}: the journal filled up ({journal_size}); raise JOURNAL_PER_RECORD")

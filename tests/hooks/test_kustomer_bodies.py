@@ -55,6 +55,7 @@ def test_create_sends_every_documented_field(hook: KustomerHook, sandbox: Sandbo
         "createdAt": "2016-11-12T05:39:36+00:00",
         "importedAt": "2016-11-12T05:39:36+00:00",
     }
+    assert (created.klass, created.rev) == (KLASS, 0), "a new KObject, read from the sandbox's kobject.<klass> answer"
     held = sandbox.state("kustomer").get(KLASS, created.id)
     assert held is not None
     assert (held["company"], held["icon"], held["images"]) == (COMPANY, "truck-delivery", [IMAGE])
@@ -65,7 +66,7 @@ def test_create_sends_every_documented_field(hook: KustomerHook, sandbox: Sandbo
 def test_update_sends_rev_parent_and_media_fields(hook: KustomerHook, sandbox: Sandbox) -> None:
     seeded = sandbox.kustomer.seed(KLASS, {"title": "Order 1"})
     current = hook.get_kobject(KLASS, seeded["id"]).rev
-    assert current is not None
+    assert current == 0, "a new KObject is at rev 0, as in Kustomer's examples; 0 is sent, not dropped"
 
     updated = hook.update_kobject(
         KLASS,
@@ -177,7 +178,7 @@ def test_update_with_rev_lost_before_it_was_applied_is_resent(hook: KustomerHook
 
 
 def test_update_with_rev_lost_while_another_change_landed_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    someone_else = {"data": {"type": "kobject", "id": ORDER_ID, "attributes": {"title": "theirs", "rev": 8}}}
+    someone_else = {"data": {"type": f"kobject.{KLASS}", "id": ORDER_ID, "attributes": {"title": "theirs", "rev": 8}}}
     with ReplayServer(Canned(503, {"errors": [{"code": "unavailable"}]}), Canned(200, someone_else)) as server:
         use_connection(monkeypatch, "kustomer_lost", {"conn_type": "kustomer", "host": server.url, "password": "t"})
         hook = KustomerHook(kustomer_conn_id="kustomer_lost")

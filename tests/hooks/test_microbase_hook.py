@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 
 import pytest
 
 from airflow_provider_crm.errors import (
+    CrmApiError,
     CrmAuthenticationError,
     CrmBadRequestError,
     CrmConfigurationError,
@@ -17,7 +19,7 @@ from airflow_provider_crm.errors import (
     CrmValidationError,
 )
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
-from airflow_provider_crm.sandbox import DropAfterStore, Sandbox, ServerError
+from airflow_provider_crm.sandbox import DropAfterStore, OperationFailure, Sandbox, ServerError
 from tests.conftest import use_connection
 from tests.contracts.replay import Canned, ReplayServer
 
@@ -35,6 +37,14 @@ def customer_id(sandbox: Sandbox) -> str:
 @pytest.fixture
 def hook(microbase_conn: str, customer_id: str) -> MicroBaseHook:
     return MicroBaseHook(microbase_conn_id=microbase_conn)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def stored(sandbox: Sandbox, customer_id: str = "HkhhuXESl") -> dict:
@@ -149,6 +159,24 @@ def test_500_with_object_error_is_retried_then_typed(hook: MicroBaseHook, sandbo
     assert caught.value.code and "Internal" in caught.value.message
 
 
+def test_ok_false_without_a_code_is_an_api_error_asked_once(hook: MicroBaseHook, sandbox: Sandbox) -> None:
+    """An operation failing on an error with no code (its database) answers 200 ok:false with only data."""
+    before = dict(stored(sandbox))
+    sandbox.inject("microbase", OperationFailure(message="connection 0 to mongo:27017 timed out"))
+    with pytest.raises(CrmApiError) as caught:
+        hook.update_customer("HkhhuXESl", first_name="Jo")
+    error = caught.value
+    assert type(error) is CrmApiError
+    assert (error.status, error.code, error.details) == (200, None, "connection 0 to mongo:27017 timed out")
+    [entry] = updates(sandbox)
+    assert (entry.status, entry.fault, entry.response_body) == (
+        200,
+        "operation_failure",
+        {"ok": False, "data": "connection 0 to mongo:27017 timed out"},
+    )
+    assert stored(sandbox) == before
+
+
 def test_gateway_502_html_and_dropped_connection_are_retried(hook: MicroBaseHook, sandbox: Sandbox) -> None:
     sandbox.inject("microbase", ServerError(status=502))
     sandbox.inject("microbase", DropAfterStore())
@@ -188,10 +216,13 @@ def test_client_credentials_token_is_cached_and_masked(oauth_conn: str, sandbox:
 
 
 def test_token_is_renewed_before_it_expires(oauth_conn: str, sandbox: Sandbox) -> None:
-    sandbox.app("microbase").configure({"token_ttl_seconds": 1})
+    # Renewal is due at 90% of the lifetime: 2 s leaves room for the first call on a busy machine.
+    sandbox.app("microbase").configure({"token_ttl_seconds": 2})
     hook = MicroBaseHook()
     hook.update_customer("HkhhuXESl", first_name="A")
-    time.sleep(1.1)
+    expiry = sandbox.state("microbase").token_expiry(hook.token_source())
+    assert expiry is not None
+    wait_until(lambda: time.time() >= expiry)  # the service now refuses the first token
     hook.update_customer("HkhhuXESl", first_name="B")
     assert sandbox.state("microbase").tokens_issued == 2
     assert all(e.status == 200 for e in updates(sandbox))

@@ -65,9 +65,10 @@ def test_single_record_operators_write_id_attributes_and_rev(
     [post, put] = sandbox.writes("kustomer")
     assert post.body["custom"] == {"primaryOrderId": ORDER_ID, "reasonStr": "size"}
     assert (post.body["company"], post.body["icon"]) == (COMPANY, "truck-delivery")
-    assert put.body == {"rev": 1, "parent": ORDER_ID, "custom": {"replacementOrderId": record["id"]}}
+    # A new KObject is at rev 0 (Kustomer's examples); the update sends the 0 it read, and raises it to 1.
+    assert put.body == {"rev": 0, "parent": ORDER_ID, "custom": {"replacementOrderId": record["id"]}}
     assert record["custom"] == {"primaryOrderId": ORDER_ID, "reasonStr": "size", "replacementOrderId": record["id"]}
-    assert (record["rev"], record["parent"], record["company"]) == (2, ORDER_ID, COMPANY)
+    assert (record["rev"], record["parent"], record["company"]) == (1, ORDER_ID, COMPANY)
 
 
 STALE = f"""
@@ -126,7 +127,7 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
     @task
     def updates(summary: dict) -> list:
         return [
-            {{"id": kobject_id, "rev": 1, "custom": {{"refundOrderId": key + "-refund"}}}}
+            {{"id": kobject_id, "rev": 0, "custom": {{"refundOrderId": key + "-refund"}}}}
             for key, kobject_id in sorted(summary["ids"].items())
         ]
 
@@ -150,11 +151,11 @@ def test_bulk_operators_write_id_attributes(
     assert all(entry.status == 201 for entry in posts)
     puts = [entry for entry in sandbox.writes("kustomer") if entry.method == "PUT"]
     assert [entry.status for entry in puts] == [200, 200]
-    assert all(entry.body["rev"] == 1 for entry in puts)
+    assert all(entry.body["rev"] == 0 for entry in puts), "new objects are at rev 0"
     held = {record["externalId"]: record for record in sandbox.state("kustomer").kobjects(KLASS)}
     assert held["r-1"]["custom"] == {"primaryOrderId": ORDER_ID, "refundOrderId": "r-1-refund"}
     assert held["r-2"]["custom"] == {"primaryOrderId": "5822a4a5aa5f92110005d69b", "refundOrderId": "r-2-refund"}
-    assert (held["r-1"]["rev"], held["r-2"]["rev"], held["r-2"]["company"]) == (2, 2, COMPANY)
+    assert (held["r-1"]["rev"], held["r-2"]["rev"], held["r-2"]["company"]) == (1, 1, COMPANY)
 
 
 def test_bulk_update_dry_run_reports_a_stale_rev_and_writes_nothing(

@@ -11,13 +11,14 @@ from airflow_provider_crm.sandbox import (
     DropAfterStore,
     DropBeforeStore,
     Latency,
+    OperationFailure,
     RateLimit,
     Sandbox,
     ServerError,
     fault_from_dict,
 )
 
-from .conftest import KustomerClient
+from .conftest import TIMEOUT, KustomerClient
 
 CREATE = "/v1/klasses/orders"
 
@@ -32,8 +33,9 @@ def test_rate_limit_answers_429_with_headers_and_does_not_store(crm_sandbox: San
         assert response.headers["x-ratelimit-reset"] == "2"
         assert response.headers["Retry-After"] == "2"
         error = response.json()["errors"][0]
+        # JSON:API status as a string ("429"), as Kustomer's OpenAPI types it.
         assert (error["status"], error["code"], error["title"]) == (
-            429,
+            "429",
             "too_many_requests",
             "Too Many Requests",
         )
@@ -55,7 +57,7 @@ def test_server_error_statuses(crm_sandbox: Sandbox, kustomer: KustomerClient, s
     crm_sandbox.inject("kustomer", ServerError(status))
     response = kustomer.post(CREATE, json={"title": "x"})
     assert response.status_code == status
-    assert response.json()["errors"][0]["status"] == status
+    assert response.json()["errors"][0]["status"] == str(status), "JSON:API status is a string"
     assert crm_sandbox.kustomer.state.count() == 0
 
 
@@ -137,6 +139,82 @@ def test_fault_from_dict_validates() -> None:
         {"kind": "server_error", "status": 404},
         {"kind": "latency", "count": 0},
         {"kind": "latency", "path_pattern": "("},
+        {"kind": "operation_failure", "message": ""},
+        {"kind": "operation_failure", "body": "<html>no</html>"},
+        {"kind": "operation_failure", "status": 200},
     ):
         with pytest.raises(ValueError):
             fault_from_dict(bad)
+
+
+# An operation failing on an error without a code (e.g. its database): each vendor's own answer.
+
+MICROBASE_UPDATE = "/services/customer/v1/customer.update"
+DB_TIMEOUT = "connection 0 to mongo:27017 timed out"
+
+
+def _microbase_update(sandbox: Sandbox, customer_id: str) -> requests.Response:
+    return requests.post(
+        sandbox.base_url("microbase") + MICROBASE_UPDATE,
+        json={"id": customer_id, "firstName": "Changed"},
+        headers={"Authorization": f"Bearer {sandbox.token('microbase')}"},
+        timeout=TIMEOUT,
+    )
+
+
+def test_operation_failure_is_microbase_ok_false_without_a_code(crm_sandbox: Sandbox) -> None:
+    state = crm_sandbox.state("microbase")
+    customer_id = crm_sandbox.app("microbase").seed(email="jane@example.com", first_name="Jane")  # type: ignore[attr-defined]
+    before = state.customers()
+    crm_sandbox.inject("microbase", OperationFailure(message=DB_TIMEOUT))
+
+    response = _microbase_update(crm_sandbox, customer_id)
+    # dasanor/microbase:src/modules/utils/index.js@ba350b4 genericErrorResponse: no code, data = message, HTTP 200.
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert response.json() == {"ok": False, "data": DB_TIMEOUT}
+    assert response.headers["X-Powered-By"] == "microbase"
+    assert response.headers["x-request-id"]  # set by the framework before the operation answers
+    assert (state.customers(), state.events) == (before, [])
+    entry = crm_sandbox.journal("microbase")[-1]
+    assert (entry.status, entry.stored, entry.fault) == (200, False, "operation_failure")
+
+    # Consumed: the next update is processed.
+    assert _microbase_update(crm_sandbox, customer_id).json()["ok"] is True
+    assert state.get(customer_id)["firstName"] == "Changed"
+
+
+def test_operation_failure_through_the_control_api(crm_sandbox: Sandbox) -> None:
+    customer_id = crm_sandbox.app("microbase").seed(email="jane@example.com")  # type: ignore[attr-defined]
+    body = {"kind": "operation_failure", "message": DB_TIMEOUT, "path_pattern": "customer\\.update$"}
+    armed = requests.post(crm_sandbox.url + "/_sandbox/faults/microbase", json=body, timeout=TIMEOUT)
+    assert armed.status_code == 201
+    expected = OperationFailure(message=DB_TIMEOUT, path_pattern=body["path_pattern"])
+    assert armed.json() == {"vendor": "microbase", **expected.to_dict()}
+    refused = requests.post(crm_sandbox.url + "/_sandbox/faults/microbase", json={**body, "body": "x"}, timeout=TIMEOUT)
+    assert refused.status_code == 400 and "body" in refused.json()["error"]
+
+    info = requests.post(
+        crm_sandbox.base_url("microbase") + "/services/customer/v1/customer.info",
+        json={"id": customer_id},
+        headers={"Authorization": f"Bearer {crm_sandbox.token('microbase')}"},
+        timeout=TIMEOUT,
+    )
+    assert info.json()["ok"] is True, "the path filter spares other operations"
+    assert _microbase_update(crm_sandbox, customer_id).json() == {"ok": False, "data": DB_TIMEOUT}
+    assert crm_sandbox.pending_faults() == []
+
+
+def test_operation_failure_is_a_server_error_elsewhere(crm_sandbox: Sandbox) -> None:
+    crm_sandbox.inject("kaiten", OperationFailure(message=DB_TIMEOUT, status=503))
+    response = requests.post(
+        crm_sandbox.base_url("kaiten") + "/api/customers",
+        json={"name": "Acme", "slug": "acme"},
+        headers={"Authorization": f"Bearer {crm_sandbox.token('kaiten')}"},
+        timeout=TIMEOUT,
+    )
+    assert response.status_code == 503
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["status"] == 503
+    assert crm_sandbox.state("kaiten").count() == 0
+    assert crm_sandbox.journal("kaiten")[-1].fault == "operation_failure"

@@ -38,7 +38,7 @@ def test_missing_or_wrong_token_is_401_in_kustomer_shape(crm_sandbox: Sandbox) -
         response = requests.post(url, json={"title": "x"}, headers=headers, timeout=TIMEOUT)
         assert response.status_code == 401
         error = response.json()["errors"][0]
-        assert (error["status"], error["code"], error["title"]) == (401, "unauthorized", "Unauthorized")
+        assert (error["status"], error["code"], error["title"]) == ("401", "unauthorized", "Unauthorized")
     assert crm_sandbox.state("kustomer").count() == 0
     assert [entry.authorized for entry in crm_sandbox.journal("kustomer")] == [False, False, False]
 
@@ -57,8 +57,10 @@ def test_create_get_update_lookup_round_trip(crm_sandbox: Sandbox, kustomer: Kus
     data = created.json()["data"]
     kobject_id = data["id"]
     assert re.fullmatch(r"[0-9a-f]{24}", kobject_id)
-    assert data["type"] == "kobject"
-    assert data["attributes"]["rev"] == 1
+    # Kustomer's OpenAPI examples: "type": "kobject.<klass>" and a new object at rev 0.
+    assert data["type"] == "kobject.orders"
+    assert data["attributes"]["rev"] == 0
+    assert data["attributes"]["createdAt"] == data["attributes"]["updatedAt"]
     assert data["attributes"]["custom"]["orderNumberNum"] == 1001
     assert data["relationships"]["klass"] == {
         "link": {"self": "/v1/klasses/orders"},
@@ -73,11 +75,12 @@ def test_create_get_update_lookup_round_trip(crm_sandbox: Sandbox, kustomer: Kus
 
     updated = kustomer.put(
         f"/v1/klasses/orders/{kobject_id}",
-        json={"custom": {"orderStatusStr": "shipped"}, "description": "sent", "rev": 1},
+        json={"custom": {"orderStatusStr": "shipped"}, "description": "sent", "rev": 0},
     )
     assert updated.status_code == 200
     attributes = updated.json()["data"]["attributes"]
-    assert attributes["rev"] == 2
+    assert attributes["rev"] == 1
+    assert updated.json()["data"]["type"] == "kobject.orders"
     assert attributes["description"] == "sent"
     assert attributes["title"] == "Order 1001"
     assert attributes["custom"]["orderStatusStr"] == "shipped"
@@ -86,7 +89,7 @@ def test_create_get_update_lookup_round_trip(crm_sandbox: Sandbox, kustomer: Kus
     by_external_id = kustomer.get("/v1/klasses/orders/externalId=order-1001")
     assert by_external_id.status_code == 200
     assert by_external_id.json()["data"]["id"] == kobject_id
-    assert by_external_id.json()["data"]["attributes"]["rev"] == 2
+    assert by_external_id.json()["data"]["attributes"]["rev"] == 1
 
     stored = crm_sandbox.kustomer.state.find_by_external_id("orders", "order-1001")
     assert stored is not None and stored["id"] == kobject_id
@@ -169,7 +172,7 @@ def test_update_rejects_bad_values_and_create_only_fields(kustomer: KustomerClie
         response = kustomer.put(f"/v1/klasses/orders/{kobject_id}", json=body)
         assert response.status_code == 400
         assert attribute in response.json()["errors"][0]["message"]
-    assert kustomer.get(f"/v1/klasses/orders/{kobject_id}").json()["data"]["attributes"]["rev"] == 1
+    assert kustomer.get(f"/v1/klasses/orders/{kobject_id}").json()["data"]["attributes"]["rev"] == 0
 
 
 def test_duplicate_external_id_is_409_in_jsonapi_shape(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
@@ -177,7 +180,7 @@ def test_duplicate_external_id_is_409_in_jsonapi_shape(crm_sandbox: Sandbox, kus
     response = kustomer.post("/v1/klasses/orders", json=ORDER)
     assert response.status_code == 409
     error = response.json()["errors"][0]
-    assert (error["status"], error["code"], error["title"]) == (409, "conflict", "Conflict")
+    assert (error["status"], error["code"], error["title"]) == ("409", "conflict", "Conflict")
     assert error["source"] == {"pointer": "/externalId"}
     assert "order-1001" in error["detail"]
     assert crm_sandbox.kustomer.state.count("orders") == 1

@@ -1,4 +1,9 @@
-"""The Kustomer emulator against Kustomer's documented KObject bodies: Id references, rev locking, limits."""
+"""The Kustomer emulator against Kustomer's documented KObject bodies: Id references, rev locking, limits.
+
+Values taken from Kustomer's OpenAPI (LarisLab/kustomer-client:openapi.json@1d997b7): a new KObject
+is at ``rev`` 0 and its ``type`` is ``kobject.<klass>`` (every KObject example: ``"kobject.order"``,
+``rev`` 0 until the update example's ``rev`` 3); a JSON:API error's ``status`` is a string.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +58,57 @@ def test_stale_rev_is_409_and_changes_nothing(crm_sandbox: Sandbox, kustomer: Ku
     assert again.status_code == 409, "the revision moved on: the same rev is stale now"
     held = crm_sandbox.state("kustomer").get("orders", record["id"])
     assert held is not None and (held["rev"], held["custom"]["statusStr"]) == (6, "shipped")
+
+
+def test_a_new_object_is_at_rev_0_and_rev_0_locks_like_any_other(
+    crm_sandbox: Sandbox, kustomer: KustomerClient
+) -> None:
+    created = kustomer.post("/v1/klasses/orders", json={"title": "o"})
+    assert created.status_code == 201 and created.json()["data"]["attributes"]["rev"] == 0
+    path = f"/v1/klasses/orders/{created.json()['data']['id']}"
+
+    first = kustomer.put(path, json={"rev": 0, "title": "p"})
+    assert first.status_code == 200 and first.json()["data"]["attributes"]["rev"] == 1
+    stale = kustomer.put(path, json={"rev": 0, "title": "q"})
+    assert stale.status_code == 409, "0 is a revision, not 'no revision'"
+    held = crm_sandbox.state("kustomer").get("orders", created.json()["data"]["id"])
+    assert held is not None and (held["rev"], held["title"]) == (1, "p")
+    assert crm_sandbox.kustomer.seed("orders", {"title": "s"})["rev"] == 0, "a seeded object is new too"
+
+
+def test_type_names_the_klass_in_every_answer(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
+    created = kustomer.post("/v1/customers/c1/klasses/ecomm-order", json={"title": "o", "externalId": "e-1"})
+    assert created.status_code == 201
+    kobject_id = created.json()["data"]["id"]
+    answers = [
+        created.json()["data"],
+        kustomer.get(f"/v1/klasses/ecomm-order/{kobject_id}").json()["data"],
+        kustomer.get("/v1/klasses/ecomm-order/externalId=e-1").json()["data"],
+        kustomer.put(f"/v1/klasses/ecomm-order/{kobject_id}", json={"title": "p"}).json()["data"],
+        *kustomer.get("/v1/klasses/ecomm-order").json()["data"],
+        *kustomer.get("/v1/customers/c1/klasses/ecomm-order").json()["data"],
+    ]
+    assert [(data["type"], data["relationships"]["klass"]["data"]["id"]) for data in answers] == [
+        ("kobject.ecomm-order", "ecomm-order")
+    ] * 6
+
+
+def test_jsonapi_error_status_is_the_http_status_as_a_string(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
+    kustomer.post("/v1/klasses/orders", json={"title": "o", "externalId": "taken"})
+    answers = [
+        kustomer.get("/v1/klasses/orders/000000000000000000000000"),
+        kustomer.post("/v1/klasses/orders", json={"title": "o", "externalId": "taken"}),
+        kustomer.request("GET", "/v1/auth/tokens/current", headers={"Authorization": "Bearer wrong"}),
+    ]
+    crm_sandbox.kustomer.roles = ("org.permission.kobject.read",)
+    answers.append(kustomer.post("/v1/klasses/orders", json={"title": "x"}))
+    assert [(r.status_code, [e["status"] for e in r.json()["errors"]]) for r in answers] == [
+        (404, ["404"]),
+        (409, ["409"]),
+        (401, ["401"]),
+        (403, ["403"]),
+    ]
+    assert crm_sandbox.state("kustomer").count() == 1
 
 
 def test_update_without_rev_is_not_locked(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:

@@ -6,7 +6,7 @@ import base64
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -65,6 +65,14 @@ def microbase(microbase_sandbox: Sandbox) -> Iterator[MicroBaseClient]:
 @pytest.fixture
 def john(app: MicroBaseApp) -> str:
     return app.seed(email="john.doe@example.com", first_name="John", last_name="Doe", tags=["VIP"])
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
 
 
 def ok_false(response: requests.Response, error: str) -> Any:
@@ -312,12 +320,14 @@ def test_oauth_errors(
 
 
 def test_issued_tokens_expire(microbase_sandbox: Sandbox, app: MicroBaseApp, john: str) -> None:
-    app.configure({"token_ttl_seconds": 0.3})
+    app.configure({"token_ttl_seconds": 1.5})  # room for the first call on a busy machine
     answer = MicroBaseClient(microbase_sandbox).request("POST", TOKEN_URL, auth=CLIENT, data=GRANT).json()
-    assert answer["expires_in"] == 0.3
+    assert answer["expires_in"] == 1.5
     client = MicroBaseClient(microbase_sandbox, answer["access_token"])
     assert client.call("customer.info", id=john).json()["ok"] is True
-    time.sleep(0.35)
+    expiry = app.state.token_expiry(answer["access_token"])
+    assert expiry is not None
+    wait_until(lambda: time.time() >= expiry)
     expired = client.call("customer.info", id=john)
     assert (expired.status_code, expired.json()) == (401, {"ok": False, "error": "invalid_token"})
     # The static token never expires.

@@ -61,7 +61,12 @@ class KustomerRules(VendorRules):
         return (parse_reset(response.headers.get("x-ratelimit-reset")) or 1.0) if exhausted else 0.0
 
     def parse_problem(self, response: requests.Response) -> Problem:
-        """Read either error shape: ``{errors: [{code, message, meta}]}`` or JSON:API errors."""
+        """Read either error shape: ``{errors: [{code, message, meta}]}`` or JSON:API errors.
+
+        The error class comes from the HTTP status, never from ``errors[].status``: Kustomer's
+        OpenAPI types that field as a string (``"404"``) while the kustomer-client SDK reads it
+        as a number, so either form (or none) gives the same error; the items stay in ``details``.
+        """
         body = json_or_none(response)
         errors = body.get("errors") if isinstance(body, dict) else None
         if not isinstance(errors, list) or not errors:

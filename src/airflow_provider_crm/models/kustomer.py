@@ -209,7 +209,11 @@ class KObject(BaseModel):
 
     @classmethod
     def from_response(cls, body: Any) -> KObject:
-        """Parse ``{"data": {...}}``; relationships may spell ``links`` or ``link``."""
+        """Parse ``{"data": {...}}``; relationships may spell ``links`` or ``link``.
+
+        The klass is ``relationships.klass.data.id``; without it, the suffix of ``type``
+        (``"kobject.order"`` in Kustomer's OpenAPI examples). A bare ``"kobject"`` is read too.
+        """
         if not isinstance(body, dict) or not isinstance(body.get("data"), dict):
             raise ValueError("response has no data object")
         data = body["data"]
@@ -217,7 +221,7 @@ class KObject(BaseModel):
         relationships = data.get("relationships") or {}
         return cls(
             id=str(data["id"]),
-            klass=_related_id(relationships, "klass"),
+            klass=_related_id(relationships, "klass") or klass_from_type(data.get("type")),
             title=attributes.get("title"),
             external_id=attributes.get("externalId"),
             customer_id=_related_id(relationships, "customer"),
@@ -225,6 +229,18 @@ class KObject(BaseModel):
             custom=attributes.get("custom") or {},
             raw=body,
         )
+
+
+KOBJECT_TYPE = "kobject"
+
+
+def klass_from_type(value: Any) -> str | None:
+    """The klass named by a KObject ``type``: ``"kobject.order"`` gives ``"order"``; ``"kobject"``
+    (no klass) or any other value gives ``None``."""
+    prefix = KOBJECT_TYPE + "."
+    if isinstance(value, str) and value.startswith(prefix) and len(value) > len(prefix):
+        return value[len(prefix) :]
+    return None
 
 
 def _related_id(relationships: dict[str, Any], name: str) -> str | None:

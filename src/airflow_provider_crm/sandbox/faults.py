@@ -133,6 +133,29 @@ class HttpStatus(ServerError):
 
 
 @dataclass
+class OperationFailure(ServerError):
+    """The operation fails on an error that carries no code (e.g. its database times out); nothing is stored.
+
+    Vendors whose framework answers such errors from inside the operation render ``message``
+    their way: MicroBase answers HTTP 200 ``{"ok": false, "data": message}`` with no ``error``
+    code. The others answer it as a :class:`ServerError` with ``status``: being one, it goes through
+    the vendor's ``server_error`` hook and needs no special case in the server. Like every outcome
+    fault it fires before the token check. ``body`` is not accepted: the vendor shapes the answer.
+    """
+
+    kind: ClassVar[str] = "operation_failure"
+
+    message: str = "internal error"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.message, str) or not self.message.strip():
+            raise ValueError("message must be a non-empty string")
+        if self.body is not None:
+            raise ValueError("body is not accepted: the vendor shapes the answer from message")
+
+
+@dataclass
 class Latency(Fault):
     """Sleep before handling the request, then handle it normally."""
 
@@ -202,6 +225,7 @@ FAULT_KINDS: dict[str, type[Fault]] = {
         RateLimit,
         ServerError,
         HttpStatus,
+        OperationFailure,
         GatewayPage,
         Latency,
         DropAfterStore,

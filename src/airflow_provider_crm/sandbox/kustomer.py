@@ -1,13 +1,19 @@
 """Kustomer emulator: KObject create/update/get/lookup with Kustomer's validation and errors.
 
 Behaviour follows Kustomer's API reference where it is documented. ``rev`` is optimistic
-locking (Kustomer's errors page: "409 Conflict: Typically related to optimistic locking"): every
-update bumps the stored ``rev``, and an update whose body carries another ``rev`` than the stored
-one is refused with 409 and changes nothing. Assumptions where the reference is silent: lookup by
-an unknown externalId answers 404; PUT merges the given top-level fields and merges ``custom``
-key by key (whether Kustomer merges or replaces ``custom`` is not documented); the 409 body for a
-stale ``rev`` (not documented) is a JSON:API error pointing at ``/rev``; ``x-ratelimit-reset`` is
-sent as seconds to wait. Both documented error shapes occur: ``{"code","message","meta"}`` (400,
+locking (Kustomer's errors page: "409 Conflict: Typically related to optimistic locking"): a new
+object is at ``rev`` 0, every update raises the stored ``rev``, and an update whose body carries
+another ``rev`` than the stored one is refused with 409 and changes nothing. A KObject's ``type``
+is ``kobject.<klass>`` and a JSON:API error's ``status`` is a string such as ``"404"``, as in
+Kustomer's OpenAPI (LarisLab/kustomer-client:openapi.json@1d997b7: every KObject example has
+``"type": "kobject.order"`` with ``relationships.klass.data.id`` ``"order"``; the error schemas of
+``GET /conversations/{id}`` type ``errors[].status`` as string; the SDK's own client reads it as a
+number, so the hook accepts both). Assumptions where the reference is silent: lookup by an unknown
+externalId answers 404; PUT merges the given top-level fields and merges ``custom`` key by key
+(whether Kustomer merges or replaces ``custom`` is not documented); an update raises ``rev`` by 1
+(the examples show 0 before and 3 after, not the step); the 409 body for a stale ``rev`` (not
+documented) is a JSON:API error pointing at ``/rev``; ``x-ratelimit-reset`` is sent as seconds to
+wait. Both documented error shapes occur: ``{"code","message","meta"}`` (400,
 unknown route) and JSON:API ``{"status","code","title","detail"}`` (401, 403, 404 for a missing
 object, 409, 429, 5xx).
 """
@@ -77,12 +83,20 @@ _STATUS_TITLES = {
 
 
 def jsonapi_error(status: int, detail: str, *, pointer: str | None = None) -> dict[str, Any]:
-    """A JSON:API error document: ``{"errors": [{"status", "code", "title", "detail"}]}``."""
+    """A JSON:API error document: ``{"errors": [{"status", "code", "title", "detail"}]}``.
+
+    ``status`` is the HTTP status as a string (``"404"``): Kustomer's OpenAPI types it so.
+    """
     code, title = _STATUS_TITLES.get(status, ("error", "Error"))
-    error: dict[str, Any] = {"status": status, "code": code, "title": title, "detail": detail}
+    error: dict[str, Any] = {"status": str(status), "code": code, "title": title, "detail": detail}
     if pointer is not None:
         error["source"] = {"pointer": pointer}
     return {"errors": [error]}
+
+
+def kobject_type(klass: str) -> str:
+    """A KObject's JSON:API ``type``: ``kobject.`` and its klass, as ``"kobject.order"`` in Kustomer's examples."""
+    return f"kobject.{klass}"
 
 
 def simple_error(code: str, message: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -231,7 +245,8 @@ class KustomerApp(VendorApp):
     ) -> dict[str, Any]:
         """Store an object directly (validated like a create, not journaled); returns the record.
 
-        ``rev`` sets the stored revision, e.g. to stand for an object updated several times.
+        ``rev`` sets the stored revision, e.g. to stand for an object updated several times;
+        without it the object is new, at ``rev`` 0.
         """
         errors = validate_create(fields)
         if errors:
@@ -314,7 +329,7 @@ class KustomerApp(VendorApp):
                     "data": {"type": kind, "id": record[kind]},
                 }
         return {
-            "type": "kobject",
+            "type": kobject_type(klass),
             "id": record["id"],
             "attributes": {key: record[key] for key in ATTRIBUTE_KEYS},
             "relationships": relationships,

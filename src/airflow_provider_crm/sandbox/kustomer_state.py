@@ -2,6 +2,11 @@
 
 Records are plain dicts (``id``, ``klass``, ``customer``, ``company`` plus the response
 attributes). Every read returns a deep copy, so tests cannot change the store by accident.
+
+``rev`` follows Kustomer's OpenAPI examples (LarisLab/kustomer-client:openapi.json@1d997b7: the 201 of
+``POST /klasses/{name}`` and the 200s of the reads: ``rev`` 0 with ``updatedAt == createdAt``; the
+200 of ``PUT /klasses/{name}/{id}``: ``rev`` 3 with a later ``updatedAt``): a new object is at 0 and
+an update raises it. By how much per update is not documented; the emulator adds 1.
 """
 
 from __future__ import annotations
@@ -12,6 +17,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_crm.sandbox.ids import new_object_id, utc_now_iso
+
+FIRST_REV = 0
+"""A new KObject's ``rev`` in every example of Kustomer's OpenAPI."""
 
 ATTRIBUTE_KEYS = (
     "title",
@@ -87,7 +95,7 @@ class KustomerState:
     def create(
         self, klass: str, fields: Mapping[str, Any], customer: str | None, *, rev: int | None = None
     ) -> dict[str, Any]:
-        """Store a new object (at ``rev``, default 1) and return it."""
+        """Store a new object (at ``rev``, default :data:`FIRST_REV`) and return it."""
         now = utc_now_iso()
         fields = copy.deepcopy(dict(fields))
         record: dict[str, Any] = {
@@ -101,7 +109,7 @@ class KustomerState:
             "images": fields.get("images", []),
             "custom": fields.get("custom", {}),
             "tags": fields.get("tags", []),
-            "rev": 1 if rev is None else rev,
+            "rev": FIRST_REV if rev is None else rev,
             "createdAt": fields.get("createdAt") or now,
             "updatedAt": now,
             "externalId": fields.get("externalId"),
@@ -116,7 +124,7 @@ class KustomerState:
             return copy.deepcopy(record)
 
     def update(self, klass: str, kobject_id: str, fields: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Merge fields into an object (``custom`` key by key), bump ``rev``; ``None`` if unknown.
+        """Merge fields into an object (``custom`` key by key), raise ``rev`` by 1; ``None`` if unknown.
 
         ``rev`` in ``fields`` is the caller's check value (compared by the emulator), not stored.
         """

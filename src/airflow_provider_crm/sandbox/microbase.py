@@ -23,7 +23,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from airflow_provider_crm.sandbox.base import VendorApp
-from airflow_provider_crm.sandbox.faults import GatewayPage, RateLimit, ServerError
+from airflow_provider_crm.sandbox.faults import GatewayPage, OperationFailure, RateLimit, ServerError
 from airflow_provider_crm.sandbox.messages import (
     InvalidJson,
     QueryDict,
@@ -46,6 +46,7 @@ from airflow_provider_crm.sandbox.microbase_responses import (
     gateway_page,
     plain_error,
     success,
+    uncoded_error,
 )
 from airflow_provider_crm.sandbox.microbase_state import (
     CREATE_EVENT,
@@ -204,7 +205,14 @@ class MicroBaseApp(VendorApp):
         return response
 
     def server_error(self, request: SandboxRequest, fault: ServerError) -> SandboxResponse:
-        """The gateway's HTML page for 502/503/504, else the framework's object-shaped error."""
+        """The gateway's HTML page for 502/503/504, else the framework's object-shaped error.
+
+        An :class:`OperationFailure` is the operation's own answer to an error without a code.
+        """
+        if isinstance(fault, OperationFailure):
+            response = uncoded_error(fault.message)
+            _set_request_id(request, response)
+            return response
         if fault.body is not None:
             return SandboxResponse(fault.status, fault.body, content_type="text/html; charset=utf-8")
         if fault.status in GATEWAY_STATUSES:

@@ -1,7 +1,8 @@
 """The answer shapes a MicroBase deployment produces, layer by layer.
 
 The operation handlers answer HTTP 200 with ``{"ok": true, ...}`` or, for business and
-validation errors, ``{"ok": false, "error": "<code>", "data": ...}``. The framework's error
+validation errors, ``{"ok": false, "error": "<code>", "data": ...}``; an error without a code
+that the operation catches (a database failure) leaves out ``error``. The framework's error
 handlers answer 401 ``invalid_token`` and, for anything unhandled, ``{"ok": false, "error":
 {...}}`` where ``error`` is an object. Express answers an unknown path with its HTML page, and the
 NGINX gateway in front answers 502/503/504 with its own HTML page.
@@ -35,6 +36,16 @@ def business_error(code: str, data: Any = None) -> SandboxResponse:
     if data is not None:
         body["data"] = data
     return json_response(200, body)
+
+
+def uncoded_error(message: str) -> SandboxResponse:
+    """An error with no code, caught by the operation: HTTP 200 ``{"ok": false, "data": message}``.
+
+    The framework's ``genericErrorResponse`` copies ``error.code`` only when there is one and uses
+    the error's message as ``data`` (dasanor/microbase:src/modules/utils/index.js@ba350b4); the
+    HTTP transport answers 200 unless the error has a ``statusCode`` (src/modules/transports/http.js).
+    """
+    return json_response(200, {"ok": False, "data": message})
 
 
 def duplicate_email(email: str) -> SandboxResponse:
