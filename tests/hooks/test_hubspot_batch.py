@@ -196,6 +196,11 @@ def test_trace_ids_and_ids_are_read_wherever_hubspot_puts_them() -> None:
         ("", "", True),
         ("x", None, False),
         ("Order", "order", False),
+        # Surrounding whitespace or digit separators do not make a number or an instant.
+        ("12\n", "12\n", True),
+        ("12\n", "12", False),
+        ("1430438400000\n", "2015-05-01T00:00:00Z", False),
+        ("1_000", "1000", False),
     ],
 )
 def test_value_held_compares_by_meaning(sent_value: str, held: str | None, same: bool) -> None:

@@ -141,11 +141,12 @@ def test_ten_secondly_429_waits_for_the_window_then_retries(hook: HubSpotHook, s
 
 
 def test_daily_429_fails_at_once(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:
-    sandbox.inject("hubspot", RateLimit(policy="DAILY", method="PATCH", count=3))
+    # A 30 s window: waiting for it before failing would blow the bound, which leaves a loaded machine headroom.
+    sandbox.inject("hubspot", RateLimit(policy="DAILY", method="PATCH", count=3, interval_ms=30_000))
     started = time.monotonic()
     with pytest.raises(CrmRateLimitError, match="daily API limit is spent") as caught:
         hook.update_order(order_id, {"hs_order_name": "x"})
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0
     assert caught.value.code == "DAILY"
     assert len(sandbox.writes("hubspot")) == 1
 
@@ -263,28 +264,58 @@ def oauth_conn(sandbox: Sandbox, monkeypatch) -> str:
     return use_connection(monkeypatch, "hubspot_default", conn)
 
 
+class FakeClock:
+    """A monotonic clock that moves only when the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_oauth_refresh_is_cached_renewed_from_expires_in_and_masked(
-    oauth_conn: str, sandbox: Sandbox, order_id: str
+    oauth_conn: str, sandbox: Sandbox, order_id: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from airflow_provider_crm._compat import redact
+    from airflow_provider_crm.hooks import tokens
 
-    sandbox.app("hubspot").configure({"access_token_ttl_seconds": 1})
+    clock = FakeClock()
+    monkeypatch.setattr(tokens, "monotonic", clock)
+    # HubSpot states the lifetime in expires_in; the hook renews 60 s (the margin) before it ends.
+    # The sandbox's own expiry runs on the wall clock, far beyond this test.
+    sandbox.app("hubspot").configure({"access_token_ttl_seconds": 900})
+    start = clock.now
     hook = HubSpotHook()
     hook.update_order(order_id, {"hs_order_name": "a"})
+    first = hook.token_source()
+    clock.now = start + 839.5
     hook.update_order(order_id, {"hs_order_name": "b"})
     assert sandbox.state("hubspot").tokens_issued == 1
-    time.sleep(1.1)
+    assert hook.token_source() == first
+    clock.now = start + 840.0
     hook.update_order(order_id, {"hs_order_name": "c"})
+    hook.update_order(order_id, {"hs_order_name": "d"})
     assert sandbox.state("hubspot").tokens_issued == 2
-    assert all(e.status == 200 for e in sandbox.writes("hubspot") if e.method == "PATCH")
+    second = hook.token_source()
+    assert second != first
+    assert sandbox.app("hubspot").state.token_active(first), "renewed before the old token expired"
+
+    token_call = ("POST", "/oauth/v1/token", 200)
+    patch = ("PATCH", f"{ORDERS}/{order_id}", 200)
+    sent = [(e.method, e.path, e.status) for e in sandbox.journal("hubspot")]
+    assert sent == [token_call, patch, patch, token_call, patch, patch]
+    assert all(e.authorized for e in sandbox.journal("hubspot") if e.method == "PATCH")
+    assert stored(sandbox, order_id)["hs_order_name"] == "d"
     for secret in (
-        hook.token_source(),
+        first,
+        second,
         sandbox.app("hubspot").client_secret,
         sandbox.app("hubspot").refresh_token,
     ):
         assert redact(secret) == "***"
-    [refresh, *_] = [e for e in sandbox.journal("hubspot") if e.path == "/oauth/v1/token"]
-    assert "grant_type=refresh_token" in refresh.body
+    refreshes = [e for e in sandbox.journal("hubspot") if e.path == "/oauth/v1/token"]
+    assert all("grant_type=refresh_token" in e.body for e in refreshes)
 
 
 def test_low_burst_budget_slows_down_instead_of_hitting_429(hook: HubSpotHook, sandbox: Sandbox, order_id: str) -> None:

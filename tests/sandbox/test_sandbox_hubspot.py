@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -56,6 +55,16 @@ class HubSpotClient:
 
     def patch(self, path: str, **kwargs: Any) -> requests.Response:
         return self.request("PATCH", path, **kwargs)
+
+
+class FakeClock:
+    """A clock that moves only when the test moves it (set as the app's wall or monotonic clock)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 @pytest.fixture
@@ -154,8 +163,10 @@ def test_seeded_ids_increment_and_list_pages(app: HubSpotApp, hubspot: HubSpotCl
     second = hubspot.get(ORDERS, params={"limit": 2, "after": after}).json()
     assert [order["id"] for order in second["results"]] == ids[2:]
     assert "paging" not in second
-    for limit in ("0", "101", "ten"):
+    for limit in ("0", "101", "ten", "2\n", " 2", "+2", "\u0662"):
         assert_error(hubspot.get(ORDERS, params={"limit": limit}), 400, "VALIDATION_ERROR")
+    for cursor in ("x", f"{after}\n", "\u00b2"):
+        assert_error(hubspot.get(ORDERS, params={"after": cursor}), 400, "VALIDATION_ERROR")
     with pytest.raises(ValueError, match="does not exist"):
         app.seed({"nope": "x"})
     with pytest.raises(ValueError, match="strings"):
@@ -267,6 +278,12 @@ def test_unknown_and_read_only_properties(app: HubSpotApp, hubspot: HubSpotClien
         ("hs_currency_code", "usd", "INVALID_OPTION"),
         ("hs_total_price", "12,50", "INVALID_DECIMAL"),
         ("hs_total_price", "NaN", "INVALID_DECIMAL"),
+        # Only digits, one leading "-" and one "." (HubSpot changelog "A change for number properties in CRM APIs").
+        ("hs_total_price", "-1.5e3", "INVALID_DECIMAL"),
+        ("hs_total_price", "+12", "INVALID_DECIMAL"),
+        ("hs_total_price", " 12", "INVALID_DECIMAL"),
+        ("hs_total_price", "1.2.3", "INVALID_DECIMAL"),
+        ("hs_total_price", "\u0661\u0662", "INVALID_DECIMAL"),
         ("hs_order_date", "1430438400001", "INVALID_DATE"),
         ("hs_order_date", "2015-05-01", "INVALID_DATE"),
         ("hs_shipped_at", "yesterday", "INVALID_DATETIME"),
@@ -282,11 +299,33 @@ def test_typed_values_are_checked(app: HubSpotApp, hubspot: HubSpotClient, name:
     assert (error["code"], error["context"]) == (code, {"propertyName": [name]})
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "code"),
+    [
+        ("hs_total_price", "1.5", "INVALID_DECIMAL"),
+        ("hs_total_price", "12", "INVALID_DECIMAL"),
+        ("hs_order_date", "1430438400000", "INVALID_DATE"),
+        ("hs_shipped_at", "1430497234567", "INVALID_DATETIME"),
+    ],
+)
+def test_number_and_date_values_with_a_trailing_newline_are_refused(
+    app: HubSpotApp, hubspot: HubSpotClient, name: str, value: str, code: str
+) -> None:
+    # A "$"-anchored re.match accepts "12\n" ("$" also matches before a final newline).
+    order_id = app.seed({})
+    response = hubspot.patch(f"{ORDERS}/{order_id}", json={"properties": {name: value + "\n"}})
+    error = assert_error(response, 400, "VALIDATION_ERROR")["errors"][0]
+    assert (error["code"], error["context"]) == (code, {"propertyName": [name]})
+    assert name not in stored(app, order_id)["properties"]
+    assert hubspot.patch(f"{ORDERS}/{order_id}", json={"properties": {name: value}}).status_code == 200
+    assert stored(app, order_id)["properties"][name] == value
+
+
 def test_valid_typed_values_and_clearing_every_type(app: HubSpotApp, hubspot: HubSpotClient) -> None:
     order_id = app.seed({})
     values = {
         "hs_currency_code": "GBP",
-        "hs_total_price": "-1.5e3",
+        "hs_total_price": "-1500.25",
         "hs_order_date": "0",
         "hs_shipped_at": "1430497234567",
         "hs_is_gift": "true",
@@ -678,16 +717,19 @@ def test_oauth_refresh_errors(sandbox: Sandbox, app: HubSpotApp, override: dict[
     assert app.state.tokens_issued == 0
 
 
-def test_expired_oauth_token_is_401(sandbox: Sandbox, app: HubSpotApp) -> None:
-    app.configure({"access_token_ttl_seconds": 0.1})
+def test_expired_oauth_token_is_401(sandbox: Sandbox, app: HubSpotApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    monkeypatch.setattr(app, "wall_clock", clock)
+    app.configure({"access_token_ttl_seconds": 90.5})
     issued = requests.post(sandbox.base_url("hubspot") + "/oauth/v1/token", data=token_form(app), timeout=TIMEOUT)
-    assert issued.json()["expires_in"] == 0.1
+    assert issued.json()["expires_in"] == 90.5
     client = HubSpotClient(sandbox, issued.json()["access_token"])
+    clock.now += 90
     assert client.get(ORDERS).status_code == 200
-    time.sleep(0.15)
+    clock.now += 0.5 + 125
     body = assert_error(client.get(ORDERS), 401, "EXPIRED_AUTHENTICATION")
-    assert body["message"].startswith("The OAuth token used to make this call expired")
-    assert list(body["context"]) == ["expire time"]
+    assert body["message"] == "The OAuth token used to make this call expired 2 minute(s) ago."
+    assert body["context"] == {"expire time": ["2023-11-14T22:14:50.500Z"]}
 
 
 # Rate limits.
@@ -745,17 +787,21 @@ def test_injected_daily_rate_limit(sandbox: Sandbox, hubspot: HubSpotClient) -> 
     assert hubspot.get(ORDERS).status_code == 200
 
 
-def test_emulated_burst_limit(app: HubSpotApp, hubspot: HubSpotClient) -> None:
-    app.configure({"burst_limit": 2, "interval_ms": 200})
+def test_emulated_burst_limit(app: HubSpotApp, hubspot: HubSpotClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = FakeClock(500.0)
+    monkeypatch.setattr(app, "monotonic_clock", clock)
+    app.configure({"burst_limit": 2, "interval_ms": 250})
     remaining = [hubspot.get(ORDERS).headers["X-HubSpot-RateLimit-Remaining"] for _ in range(2)]
     assert remaining == ["1", "0"]
     refused = hubspot.get(ORDERS)
     assert refused.status_code == 429
     assert refused.json()["policyName"] == "TEN_SECONDLY_ROLLING"
     assert refused.headers["X-HubSpot-RateLimit-Max"] == "2"
-    assert refused.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "200"
+    assert refused.headers["X-HubSpot-RateLimit-Interval-Milliseconds"] == "250"
     assert "Retry-After" not in refused.headers
-    time.sleep(0.25)
+    clock.now = 500.125
+    assert hubspot.get(ORDERS).status_code == 429, "still within the rolling window"
+    clock.now = 500.25
     again = hubspot.get(ORDERS)
     assert again.status_code == 200
     assert again.headers["X-HubSpot-RateLimit-Remaining"] == "1"

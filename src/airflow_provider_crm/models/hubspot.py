@@ -264,11 +264,14 @@ def error_object_ids(error: Mapping[str, Any]) -> list[str]:
     return found
 
 
-_EPOCH_MS = re.compile(r"^-?\d{1,15}$")
+# Applied with ``fullmatch``: with ``match``, ``$`` also matches before a final newline, and
+# ``int``/``Decimal`` ignore surrounding whitespace, so ``"12\n"`` would pass for ``12``.
+_EPOCH_MS = re.compile(r"-?[0-9]{1,15}")
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def _instant(text: str) -> dt.datetime | None:
-    if _EPOCH_MS.match(text):
+    if _EPOCH_MS.fullmatch(text):
         return _EPOCH + dt.timedelta(milliseconds=int(text))
     try:
         moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -278,11 +281,12 @@ def _instant(text: str) -> dt.datetime | None:
 
 
 def _number(text: str) -> Decimal | None:
-    try:
-        number = Decimal(text)
-    except (InvalidOperation, ValueError):
+    if _NUMBER.fullmatch(text) is None:
         return None
-    return number if number.is_finite() else None
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        return None
 
 
 def value_held(sent: str, held: Any) -> bool:

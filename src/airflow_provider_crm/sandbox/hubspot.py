@@ -13,8 +13,9 @@ The list's ``paging`` appears only when there is a next page, as in HubSpot's an
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
@@ -72,6 +73,9 @@ MAX_LIST_LIMIT = 100
 
 CORRELATION_HEADER = "x-hubspot-correlation-id"
 
+# Query counts and cursors: ASCII digits only (``int`` and ``str.isdigit`` take " 2\n", "+2", "²").
+_DIGITS = re.compile(r"[0-9]{1,18}")
+
 _CREDENTIALS_NOT_FOUND = (
     "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can "
     "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview"
@@ -117,6 +121,9 @@ class HubSpotApp(VendorApp):
     ``extra_properties`` (property definitions added to :data:`PROPERTIES`; see
     :meth:`add_property`) and ``batch_errors`` (how a 207 names failed inputs, one of
     :data:`~airflow_provider_crm.sandbox.hubspot_batch.ERROR_STYLES`).
+
+    ``wall_clock`` (token expiry, daily limit) and ``monotonic_clock`` (burst windows) are read
+    at each use; replace them on a running app to move time without waiting.
     """
 
     name = "hubspot"
@@ -148,8 +155,10 @@ class HubSpotApp(VendorApp):
     def __init__(self, token: str | None = None) -> None:
         self.extra_properties = {}
         super().__init__(token)
-        self._state = HubSpotState(self.lock)
-        self._limits = HubSpotLimits()
+        self.wall_clock: Callable[[], float] = time.time
+        self.monotonic_clock: Callable[[], float] = time.monotonic
+        self._state = HubSpotState(self.lock, clock=lambda: self.wall_clock())
+        self._limits = HubSpotLimits(monotonic=lambda: self.monotonic_clock(), wall=lambda: self.wall_clock())
         self._writes = OrderWrites(self._state, self.catalogue)
         self._router = Router()
         add = self._router.add
@@ -194,7 +203,7 @@ class HubSpotApp(VendorApp):
         credential = self._bearer(request)
         expiry = self._state.token_expiry(credential) if credential else None
         if expiry is not None:
-            ago = _elapsed(max(0.0, time.time() - expiry))
+            ago = _elapsed(max(0.0, self.wall_clock() - expiry))
             message = f"The OAuth token used to make this call expired {ago} ago."
             context = {"expire time": [_iso(expiry)]}
             return error_response(401, request.request_id, message, category=EXPIRED_AUTHENTICATION, context=context)
@@ -460,14 +469,12 @@ class HubSpotApp(VendorApp):
     def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         limit_text = request.query_value("limit")
         after_text = request.query_value("after")
-        try:
-            limit = int(limit_text) if limit_text is not None else DEFAULT_LIST_LIMIT
-        except ValueError:
-            limit = 0
+        limit_text = limit_text if limit_text is not None else str(DEFAULT_LIST_LIMIT)
+        limit = int(limit_text) if _DIGITS.fullmatch(limit_text) else 0
         if not 1 <= limit <= MAX_LIST_LIMIT:
             message = f"limit must be an integer between 1 and {MAX_LIST_LIMIT}; got {limit_text!r}"
             return error_response(400, request.request_id, message, context={"limit": [str(limit_text)]})
-        if after_text is not None and not after_text.isdigit():
+        if after_text is not None and _DIGITS.fullmatch(after_text) is None:
             message = f"after must be a paging cursor returned by a previous page; got {after_text!r}"
             return error_response(400, request.request_id, message, context={"after": [after_text]})
         records = self._state.orders()

@@ -6,6 +6,17 @@ strings are valid. ``""`` is always valid and clears the value. Facts come from 
 read-only and unknown properties are refused); error codes and wording follow what HubSpot
 answers (``PROPERTY_DOESNT_EXIST``, ``INVALID_OPTION``, ``INVALID_DATE``, ``READ_ONLY_VALUE``).
 ``INVALID_DECIMAL`` and ``INVALID_DATETIME`` are assumptions.
+
+Numbers hold only ASCII digits, an optional leading ``-`` and at most one ``.``; HubSpot refuses
+commas, spaces and anything else with a 400
+(https://developers.hubspot.com/changelog/upcoming-api-number-value-changes), so exponents,
+``+`` and surrounding whitespace are refused here too. Dates and datetimes are epoch
+milliseconds (https://developers.hubspot.com/docs/faq/how-should-timestamps-be-formatted-for-hubspots-apis);
+the ISO 8601 forms HubSpot's newer FAQ also lists are not accepted here. HubSpot described
+whitespace around non-string values as accepted when it announced, then cancelled, refusing it:
+https://developers.hubspot.com/changelog/breaking-change-enhanced-validations-for-non-string-properties-in-hubspots-crmobject-apis
+The emulator refuses it (``"12\\n"`` is no date), so a client never relies on that leniency.
+Patterns are applied with ``fullmatch``: with ``match``, ``$`` also matches before a final newline.
 """
 
 from __future__ import annotations
@@ -14,15 +25,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 PROPERTY_TYPES = frozenset({"string", "number", "date", "datetime", "enumeration", "bool"})
 
 DAY_MS = 86_400_000
 
-_EPOCH_MS = re.compile(r"^-?\d{1,15}$")
-_DECIMAL = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_EPOCH_MS = re.compile(r"-?[0-9]{1,15}")
+_DECIMAL = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -141,13 +151,10 @@ def check_value(definition: PropertyDef, value: str) -> PropertyError | None:
     if value == "" or definition.type == "string":
         return None
     if definition.type == "number":
-        try:
-            valid = _DECIMAL.match(value) is not None and Decimal(value).is_finite()
-        except InvalidOperation:
-            valid = False
+        valid = _DECIMAL.fullmatch(value) is not None
         return None if valid else PropertyError(name, "INVALID_DECIMAL", f"{value} was not a valid number.")
     if definition.type in ("date", "datetime"):
-        if not _EPOCH_MS.match(value):
+        if _EPOCH_MS.fullmatch(value) is None:
             code = "INVALID_DATE" if definition.type == "date" else "INVALID_DATETIME"
             return PropertyError(
                 name,
