@@ -39,6 +39,14 @@ def test_bad_id_values_are_400_naming_the_attribute(
     assert crm_sandbox.state("kustomer").count() == 0
 
 
+@pytest.mark.parametrize("value", ["2026-01-01T00:00:00Z\n", "2026-01-01T00:00:00+01:00\n", " 2026-01-01T00:00:00Z"])
+def test_date_attributes_must_be_the_whole_value(crm_sandbox: Sandbox, kustomer: KustomerClient, value: str) -> None:
+    response = kustomer.post("/v1/klasses/orders", json={"title": "o", "custom": {"shippedAt": value}})
+    assert response.status_code == 400, response.text
+    assert response.json()["errors"][0]["meta"]["pointer"] == "/custom/shippedAt"
+    assert crm_sandbox.state("kustomer").count() == 0
+
+
 def test_stale_rev_is_409_and_changes_nothing(crm_sandbox: Sandbox, kustomer: KustomerClient) -> None:
     record = crm_sandbox.kustomer.seed("orders", {"title": "o", "custom": {"statusStr": "placed"}}, rev=5)
     path = f"/v1/klasses/orders/{record['id']}"

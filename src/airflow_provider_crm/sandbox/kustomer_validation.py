@@ -49,7 +49,7 @@ MAX_LIST_ITEMS = 20
 MAX_TAG_LENGTH = 64
 MAX_CUSTOM_ATTRIBUTES = 100
 
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})$")
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})")
 _FRACTION = re.compile(r"\.(\d+)")
 
 
@@ -73,7 +73,7 @@ class FieldError:
 
 def is_datetime_with_offset(value: Any) -> bool:
     """ISO 8601 date-time with ``T`` and an explicit offset or ``Z`` (RFC 3339 style)."""
-    if not isinstance(value, str) or not _DATETIME.match(value):
+    if not isinstance(value, str) or not _DATETIME.fullmatch(value):
         return False
     text = value[:-1] + "+00:00" if value.endswith("Z") else value
     text = _FRACTION.sub(lambda found: "." + (found.group(1) + "000000")[:6], text)
