@@ -23,7 +23,7 @@ from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.models.hubspot import BatchResult, HubSpotObject
 from airflow_provider_crm.sandbox import HttpStatus, RateLimit, Sandbox, ServerError
 from airflow_provider_crm.sandbox.hubspot import HubSpotApp
-from tests.conftest import use_connection
+from tests.contracts.hooks import check_api_error, replay_connection
 from tests.contracts.replay import ReplayServer
 from tests.contracts.samples import Sample, canned, load
 from tests.contracts.shape import shape_mismatches
@@ -35,26 +35,11 @@ TIMEOUT = 10
 
 
 def replay_hook(monkeypatch: pytest.MonkeyPatch, server: ReplayServer) -> HubSpotHook:
-    """A hook pointed at ``server``, sending each request once (no retries to count around)."""
-    conn: dict[str, object] = {
-        "conn_type": "hubspot",
-        "host": server.url,
-        "password": TOKEN,
-        "extra": {"max_attempts": 1},
-    }
-    return HubSpotHook(hubspot_conn_id=use_connection(monkeypatch, "hubspot_contract", conn))
+    return HubSpotHook(hubspot_conn_id=replay_connection(monkeypatch, server, "hubspot", TOKEN))
 
 
 def check_raised(error: errors.CrmApiError, expected: dict[str, Any]) -> None:
-    assert type(error).__name__ == expected["error"], repr(error)
-    assert error.vendor == "HubSpot"
-    assert (error.status, error.code) == (expected["status"], expected["code"])
-    if "request_id" in expected:
-        assert error.request_id == expected["request_id"]
-    if "retry_after" in expected:
-        assert error.retry_after == expected["retry_after"]
-    for fragment in expected.get("mentions", []):
-        assert fragment in str(error)
+    check_api_error(error, "HubSpot", expected)
 
 
 def check_returned(result: Any, expected: dict[str, Any]) -> None:

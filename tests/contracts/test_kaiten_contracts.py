@@ -16,7 +16,7 @@ from airflow_provider_crm import errors
 from airflow_provider_crm.hooks.kaiten import KaitenHook
 from airflow_provider_crm.sandbox import RateLimit, Sandbox, ServerError
 from airflow_provider_crm.sandbox.kaiten import KaitenApp
-from tests.conftest import use_connection
+from tests.contracts.hooks import check_api_error, replay_connection
 from tests.contracts.replay import ReplayServer
 from tests.contracts.samples import Sample, canned, load
 from tests.contracts.shape import shape_mismatches
@@ -28,27 +28,11 @@ TIMEOUT = 10
 
 
 def replay_hook(monkeypatch: pytest.MonkeyPatch, server: ReplayServer) -> KaitenHook:
-    """A hook pointed at ``server``, sending each request once (no retries to count around)."""
-    conn: dict[str, object] = {
-        "conn_type": "kaiten",
-        "host": server.url,
-        "password": TOKEN,
-        "extra": {"max_attempts": 1},
-    }
-    return KaitenHook(kaiten_conn_id=use_connection(monkeypatch, "kaiten_contract", conn))
+    return KaitenHook(kaiten_conn_id=replay_connection(monkeypatch, server, "kaiten", TOKEN))
 
 
 def check_raised(error: errors.CrmApiError, expected: dict[str, Any]) -> None:
-    assert type(error).__name__ == expected["error"], repr(error)
-    assert error.vendor == "Kaiten"
-    assert error.status == expected["status"]
-    assert error.code == expected["code"]
-    if "request_id" in expected:
-        assert error.request_id == expected["request_id"]
-    if "retry_after" in expected:
-        assert error.retry_after == expected["retry_after"]
-    for fragment in expected.get("mentions", []):
-        assert fragment in str(error)
+    check_api_error(error, "Kaiten", expected)
 
 
 def check_returned(result: Any, expected: Any) -> None:
