@@ -111,11 +111,11 @@ def _optional_string(entry: Mapping[str, Any], key: str, where: str) -> str | No
     return value
 
 
-def parse_batch(body: Any, *, upsert: bool = False) -> list[BatchInput]:
-    """The inputs of a batch update/upsert body (at most :data:`MAX_BATCH_INPUTS`)."""
+def _batch_inputs(body: Any, allowed_keys: frozenset[str]) -> list[Any]:
+    """The ``inputs`` array of a batch body, checked for shape and HubSpot's cap."""
     if not isinstance(body, dict):
         raise BodyError(f"Invalid input JSON: the request body must be an object, not {_json_type(body)}")
-    _check_keys(body, BATCH_KEYS, "the request body")
+    _check_keys(body, allowed_keys, "the request body")
     inputs = body.get("inputs")
     if not isinstance(inputs, list):
         raise BodyError('Invalid input JSON: missing required field "inputs" (an array)')
@@ -123,6 +123,12 @@ def parse_batch(body: Any, *, upsert: bool = False) -> list[BatchInput]:
         raise BodyError(
             f"Batch input is limited to {MAX_BATCH_INPUTS} inputs; got {len(inputs)}", code="TOO_MANY_INPUTS"
         )
+    return inputs
+
+
+def parse_batch(body: Any, *, upsert: bool = False) -> list[BatchInput]:
+    """The inputs of a batch update/upsert body (at most :data:`MAX_BATCH_INPUTS`)."""
+    inputs = _batch_inputs(body, BATCH_KEYS)
     parsed: list[BatchInput] = []
     for index, entry in enumerate(inputs):
         where = f"inputs[{index}]"
@@ -176,16 +182,7 @@ def parse_batch_read(body: Any) -> BatchRead:
     The spec marks ``properties`` and ``propertiesWithHistory`` required; whether HubSpot enforces
     that is not documented, so they may be left out here.
     """
-    if not isinstance(body, dict):
-        raise BodyError(f"Invalid input JSON: the request body must be an object, not {_json_type(body)}")
-    _check_keys(body, BATCH_READ_KEYS, "the request body")
-    inputs = body.get("inputs")
-    if not isinstance(inputs, list):
-        raise BodyError('Invalid input JSON: missing required field "inputs" (an array)')
-    if len(inputs) > MAX_BATCH_INPUTS:
-        raise BodyError(
-            f"Batch input is limited to {MAX_BATCH_INPUTS} inputs; got {len(inputs)}", code="TOO_MANY_INPUTS"
-        )
+    inputs = _batch_inputs(body, BATCH_READ_KEYS)
     ids: list[str] = []
     for index, entry in enumerate(inputs):
         where = f"inputs[{index}]"
