@@ -42,6 +42,9 @@ class CrmValidationError(CrmError, ValueError):
 class CrmApiError(CrmError):
     """The vendor answered with an error."""
 
+    connection_hint: str = ""
+    """What to fix in the Airflow connection, once :meth:`name_connection` has named it."""
+
     def __init__(
         self,
         message: str,
@@ -62,6 +65,7 @@ class CrmApiError(CrmError):
         self.details = details
         self.body_excerpt = body_excerpt
         self.message = message
+        self.conn_id: str | None = None
         super().__init__(self._render())
 
     @property
@@ -81,7 +85,15 @@ class CrmApiError(CrmError):
             text += f" (request id {self.request_id})"
         if self.retry_after is not None:
             text += f" (retry after {self.retry_after:.1f}s)"
+        if self.conn_id is not None and self.connection_hint:
+            text += " — " + self.connection_hint.format(conn_id=repr(self.conn_id))
         return text
+
+    def name_connection(self, conn_id: str) -> None:
+        """Say in the message which Airflow connection to fix; the first connection named wins."""
+        if self.conn_id is None:
+            self.conn_id = conn_id
+            self.args = (self._render(),)
 
 
 class CrmBadRequestError(CrmApiError):
@@ -91,9 +103,13 @@ class CrmBadRequestError(CrmApiError):
 class CrmAuthenticationError(CrmApiError):
     """401: the token is missing, wrong, expired or issued for another region."""
 
+    connection_hint = "check the credentials in Airflow connection {conn_id}"
+
 
 class CrmPermissionError(CrmApiError):
     """403: the token lacks a role or scope."""
+
+    connection_hint = "the credentials in Airflow connection {conn_id} lack a role or scope"
 
 
 class CrmNotFoundError(CrmApiError):

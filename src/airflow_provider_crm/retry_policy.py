@@ -1,8 +1,12 @@
 """A task retry policy for Airflow 3.3+ that knows which CRM failures a retry can fix.
 
 - permanent errors fail at once: bad input (validation), bad configuration, 400/401/403/404/409/422,
-  MicroBase business errors (``ok: false``), and a create whose outcome is unknown (retrying could
+  MicroBase business errors (``ok: false`` with an ``error`` code; one without a code names no
+  refusal and is left to the task's retries), and a create whose outcome is unknown (retrying could
   duplicate the record);
+- a bulk run that broke its error policy fails at once when a retry could not pass it (its records
+  were refused for good, e.g. by validation), and otherwise falls through to the task's retries,
+  which send again the records refused for a reason that can pass;
 - rate limits retry later: after the vendor's wait, and HubSpot's ``DAILY`` limit at the next
   reset (midnight in the account's time zone);
 - everything else falls through to the task's own ``retries`` / ``retry_delay``.
@@ -17,6 +21,8 @@ import datetime as dt
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from airflow_provider_crm.bulk.ids import TooManyIdsError
+from airflow_provider_crm.bulk.policy import BulkRejectedError
 from airflow_provider_crm.errors import (
     CrmApiError,
     CrmConfigurationError,
@@ -58,6 +64,12 @@ def decide(
     error = _crm_error(exception)
     if error is None:
         return "default", None, None
+    if isinstance(error, BulkRejectedError):
+        if error.retryable:
+            return "default", None, None
+        return "fail", None, f"permanent: {error.rejected} of {error.total} records refused for good"
+    if isinstance(error, TooManyIdsError):
+        return "fail", None, "permanent: more ids than push_ids puts in an XCom"
     if isinstance(error, CrmRateLimitError):
         if error.code == "DAILY":
             zone = ZoneInfo(daily_reset_timezone)
@@ -72,7 +84,8 @@ def decide(
         return "fail", None, "a write's outcome is unknown; retrying could duplicate it"
     if isinstance(error, CrmApiError):
         status = error.status or 0
-        if status in PERMANENT_STATUSES or status < 400:  # < 400: a business error inside a 2xx body
+        named = status < 400 and error.code is not None  # a business error the vendor named inside a 2xx
+        if status in PERMANENT_STATUSES or named:
             return "fail", None, f"permanent: {error.vendor} HTTP {status} {error.code or ''}".strip()
     return "default", None, None
 

@@ -22,6 +22,7 @@ import pytest
 from airflow_provider_crm.bulk import runner as runner_module
 from airflow_provider_crm.bulk.ledger import NOT_ATTEMPTED, REJECTED, UPDATED, WOULD_UPDATE, JsonLinesWriter, Ledger
 from airflow_provider_crm.bulk.policy import ErrorPolicy
+from airflow_provider_crm.bulk.progress import Resume
 from airflow_provider_crm.bulk.runner import BulkRunner, Item, Outcome
 from airflow_provider_crm.bulk.sources import BadRecord
 from airflow_provider_crm.bulk.writers import HubSpotBatchWriter
@@ -206,14 +207,14 @@ class RecordingWriter:
 
 class FakeProgress:
     def __init__(self, done_through: int = 0, counts: dict[str, int] | None = None) -> None:
-        self.loaded = (done_through, dict(counts or {}))
+        self.loaded = Resume(done_through, counts=dict(counts or {}))
         self.saved: list[tuple[int, dict[str, int]]] = []
 
-    def load(self) -> tuple[int, dict[str, int]]:
+    def load(self) -> Resume:
         return self.loaded
 
-    def save(self, done_through: int, counts: dict[str, int]) -> None:
-        self.saved.append((done_through, counts))
+    def save(self, resume: Resume) -> None:
+        self.saved.append((resume.done_through, resume.counts))
 
 
 def hot_records(hot_keys: int = 3, repeats: int = 20, distinct_between: int = 1) -> list[dict[str, Any]]:

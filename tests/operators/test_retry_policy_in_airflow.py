@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from airflow_provider_crm.sandbox import Sandbox, ServerError
 from tests.airflow_versions import requires_airflow_3_3
+from tests.conftest import use_connection
 from tests.helpers import task_states
 
 DAG = """
@@ -38,3 +39,39 @@ def test_transient_failure_is_retried_by_the_task(run_dag, kustomer_conn: str, s
     [ti] = run.get_task_instances()  # type: ignore[attr-defined]
     assert ti.try_number == 2
     assert sandbox.state("kustomer").get("orders", kobject["id"])["title"] == "new"
+
+
+BULK_DAG = """
+import pendulum
+from airflow.sdk import DAG
+from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator
+from airflow_provider_crm.retry_policy import crm_retry_kwargs
+
+with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+         default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=0), **crm_retry_kwargs()}):
+    KustomerBulkCreateKObjectsOperator(task_id="push", klass_name="orders", records=RECORDS, on_record_error="warn")
+"""
+
+
+@requires_airflow_3_3("retry_policy (failing a permanent error without using the task's retries)")
+def test_bulk_records_refused_by_validation_fail_at_once(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
+    records = [{"external_id": f"r-{i}", "title": "t", "custom": {"totalNum": "n/a"}} for i in range(5)]
+    run = run_dag(BULK_DAG.replace("RECORDS", repr(records)))
+    assert task_states(run) == {"push": "failed"}
+    [ti] = run.get_task_instances()  # type: ignore[attr-defined]
+    assert ti.try_number == 1, "no retry: every record was refused for good"
+    assert sandbox.writes("kustomer") == []
+
+
+@requires_airflow_3_3("retry_policy (failing a permanent error without using the task's retries)")
+def test_bulk_records_refused_by_an_outage_are_retried(run_dag, sandbox: Sandbox, monkeypatch) -> None:
+    connection = sandbox.airflow_connection("kustomer") | {"extra": {"max_attempts": 1}}
+    use_connection(monkeypatch, "kustomer_default", connection)  # a 503 reaches the runner at once
+    sandbox.inject("kustomer", ServerError(status=503, method="POST", count=5))
+    records = [{"external_id": f"r-{i}", "title": "t"} for i in range(5)]
+    run = run_dag(BULK_DAG.replace("RECORDS", repr(records)))
+    assert task_states(run) == {"push": "success"}
+    [ti] = run.get_task_instances()  # type: ignore[attr-defined]
+    assert ti.try_number == 2, "the policy left the 503s to the task's retries, which wrote them"
+    kobjects = sandbox.state("kustomer").kobjects("orders")
+    assert sorted(o["externalId"] for o in kobjects) == [r["external_id"] for r in records]

@@ -45,6 +45,7 @@ BULK_OPERATORS = {
 EXPECTED_OPERATORS = {
     "operators/kustomer-create-kobject.md": {"KustomerCreateKObjectOperator"},
     "operators/kustomer-update-kobject.md": {"KustomerUpdateKObjectOperator"},
+    "operators/kustomer-upsert-kobject.md": {"KustomerUpsertKObjectOperator", "KustomerBulkUpsertKObjectsOperator"},
     "operators/kaiten-update-customer.md": {"KaitenUpdateCustomerOperator"},
     "operators/microbase-update-customer.md": {"MicroBaseUpdateCustomerOperator"},
     "operators/hubspot-update-order.md": {"HubSpotUpdateOrderOperator"},

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from pathlib import Path
 
 import pytest
 
 from airflow_provider_crm import retry_policy
-from airflow_provider_crm.errors import CrmError
+from airflow_provider_crm.bulk.ids import TooManyIdsError
+from airflow_provider_crm.bulk.policy import BulkRejectedError
+from airflow_provider_crm.errors import CrmAuthenticationError, CrmError
 from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
+from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator, MicroBaseBulkUpdateCustomersOperator
 from airflow_provider_crm.retry_policy import crm_retry_kwargs, decide
-from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
+from airflow_provider_crm.sandbox import DropAfterStore, OperationFailure, RateLimit, Sandbox, ServerError
 from tests.airflow_versions import before_airflow_3_3, requires_airflow_3_3
 from tests.conftest import use_connection
 
@@ -79,3 +84,85 @@ def test_policy_serialises_and_is_offered_on_3_3() -> None:
 def test_no_policy_before_3_3() -> None:
     assert crm_retry_kwargs("Europe/Paris") == {}
     assert not hasattr(retry_policy, "CrmRetryPolicy")
+
+
+def bulk_error(records: list[dict], tmp_path: Path, **kwargs: object) -> CrmError:
+    """What a bulk create task raises on ``records`` (its ledger in ``tmp_path``)."""
+    operator = KustomerBulkCreateKObjectsOperator(
+        task_id="t", klass_name="orders", records=records, ledger_path=str(tmp_path / "ledger.jsonl"), **kwargs
+    )
+    return raised(lambda: operator.execute({}))
+
+
+def test_a_bulk_run_refused_for_good_fails_at_once(kustomer_conn: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    invalid = [{"external_id": f"r-{i}", "title": "t", "custom": {"no suffix": i}} for i in range(3)]
+    error = bulk_error(invalid, tmp_path, on_record_error="warn")
+    assert isinstance(error, BulkRejectedError) and not error.retryable
+    action, _, reason = decide(error)
+    assert action == "fail" and "refused for good" in (reason or "")
+    assert sandbox.writes("kustomer") == [], "nothing was sent"
+
+
+def test_a_bulk_run_refused_by_an_outage_is_left_to_the_task_retries(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_connection(
+        monkeypatch, "kustomer_default", sandbox.airflow_connection("kustomer") | {"extra": {"max_attempts": 1}}
+    )
+    sandbox.inject("kustomer", ServerError(status=503, method="POST", count=2))
+    records = [{"external_id": f"r-{i}", "title": "t"} for i in range(4)]
+    records.append({"external_id": "bad", "title": "t", "custom": {"no suffix": 1}})
+    error = bulk_error(records, tmp_path, on_record_error="warn", max_reject_ratio=0.2)
+    assert isinstance(error, BulkRejectedError) and (error.rejected, error.retry_later) == (3, 2)
+    assert error.retryable, "once the two 503s are written, 1 of 5 (20%) is within the ratio"
+    assert decide(error)[0] == "default"
+    assert "2 of them were refused for a reason that can pass" in str(error)
+
+    sandbox.inject("kustomer", ServerError(status=503, method="POST", count=2))
+    error = bulk_error(records, tmp_path, on_record_error="warn", max_reject_ratio=0.1)
+    assert isinstance(error, BulkRejectedError) and not error.retryable, "1 of 5 refused for good is over 10%"
+    assert decide(error)[0] == "fail"
+
+
+def test_a_refused_token_names_the_connection_and_leaves_a_ledger(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_connection(monkeypatch, "crm_nightly", sandbox.airflow_connection("kustomer") | {"password": "wrong-token"})
+    records = [{"external_id": f"r-{i}", "title": "t"} for i in range(5)]
+    error = bulk_error(records, tmp_path, kustomer_conn_id="crm_nightly", max_workers=1)
+    assert isinstance(error, CrmAuthenticationError)
+    assert "'crm_nightly'" in str(error), "the error names the connection to fix"
+    assert decide(error)[0] == "fail"
+    lines = [json.loads(line) for line in (tmp_path / "ledger.jsonl").read_text().splitlines()]
+    assert lines and lines[0]["key"] == "r-0" and lines[0]["action"] == "not_attempted"
+    assert "401" in lines[0]["error_message"], "the ledger says why the run stopped"
+
+
+def test_too_many_ids_to_push_fails_at_once() -> None:
+    assert decide(TooManyIdsError("too many", limit=10))[0] == "fail"
+
+
+def test_microbase_ok_false_without_a_code_can_pass_one_with_a_code_cannot(
+    microbase_conn: str, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A named business error (``customer_not_found``) is for good; an unnamed failure (a database timeout) is not."""
+    customer = sandbox.app("microbase").seed(email="jo@example.com", first_name="Jo")
+    sandbox.inject("microbase", OperationFailure(message="connection 0 to mongo:27017 timed out"))
+    unnamed = raised(lambda: MicroBaseHook().update_customer(customer, first_name="Joe"))
+    assert decide(unnamed)[0] == "default"
+    named = raised(lambda: MicroBaseHook().update_customer("nobody", first_name="x"))
+    assert decide(named)[0] == "fail"
+
+    sandbox.inject("microbase", OperationFailure(message="connection 0 to mongo:27017 timed out"))
+    ledger = tmp_path / "ledger.jsonl"
+    operator = MicroBaseBulkUpdateCustomersOperator(
+        task_id="t",
+        records=[{"id": customer, "first_name": "Joe"}, {"id": "nobody", "first_name": "x"}],
+        ledger_path=str(ledger),
+        on_record_error="warn",
+        max_workers=1,
+    )
+    error = raised(lambda: operator.execute({}))
+    assert isinstance(error, BulkRejectedError) and error.retry_later == 1
+    statuses = {line["key"]: line["status"] for line in map(json.loads, ledger.read_text().splitlines())}
+    assert statuses == {customer: "retry", "nobody": "error"}

@@ -19,6 +19,15 @@ WOULD_CREATE = "would_create"
 WOULD_UPDATE = "would_update"
 INVALID = "invalid"
 NOT_ATTEMPTED = "not_attempted"
+WRITTEN = frozenset({CREATED, UPDATED, UNCHANGED})
+"""Actions of a record the vendor holds after the run."""
+
+OK = "ok"
+ERROR = "error"
+RETRY = "retry"
+SKIPPED = "skipped"
+"""Ledger ``status`` values: ``ok`` written (or previewed), ``error`` refused for good, ``retry`` refused for a
+reason that can pass (a task retry sends it again), ``skipped`` never settled (the run stopped first)."""
 
 
 @dataclass(frozen=True)
@@ -29,13 +38,18 @@ class Outcome:
     key: str
     action: str
     remote_id: str | None = None
-    status: str = "ok"
+    status: str = OK
     error_code: str | None = None
     error_message: str | None = None
 
     @property
     def rejected(self) -> bool:
         return self.action in (REJECTED, INVALID)
+
+    @property
+    def retry_later(self) -> bool:
+        """Refused for a reason that can pass (5xx, timeout, rate limit, lost connection): not done."""
+        return self.rejected and self.status == RETRY
 
 
 class JsonLinesWriter:
@@ -71,7 +85,13 @@ class Ledger:
     def record(self, outcome: Outcome, record: Any) -> None:
         self.ledger.write(asdict(outcome))
         if outcome.action == REJECTED and isinstance(record, dict):
-            error = {"key": outcome.key, "code": outcome.error_code, "message": outcome.error_message}
+            error = {
+                "key": outcome.key,
+                "index": outcome.index,
+                "code": outcome.error_code,
+                "message": outcome.error_message,
+                "retry": outcome.retry_later,
+            }
             self.dead_letter.write({**record, ERROR_FIELD: error})
 
     def close(self) -> None:

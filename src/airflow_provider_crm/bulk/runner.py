@@ -2,8 +2,9 @@
 
 Memory stays flat however long the input is: records are read lazily, at most a few units are in
 flight, at most :data:`MAX_HELD` records wait behind an earlier record of their key, and completed
-positions are folded into a low-water mark (every record before it is done) that is also what a
-retried task resumes from.
+positions are folded into a low-water mark (every record before it is settled, or owed: refused for
+a reason that can pass) that is also what a retried task resumes from; see
+:mod:`~airflow_provider_crm.bulk.progress`.
 
 Records that share a key never travel together: a unit holds each key once, and a record whose key
 is in a unit being filled or in flight waits for that unit to finish, then goes in input order. So
@@ -19,13 +20,15 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 from airflow_provider_crm.bulk.ledger import (
     CREATED,
+    ERROR,
     INVALID,
     NOT_ATTEMPTED,
     REJECTED,
+    SKIPPED,
     UNCHANGED,
     UPDATED,
     WOULD_CREATE,
@@ -35,13 +38,21 @@ from airflow_provider_crm.bulk.ledger import (
 )
 from airflow_provider_crm.bulk.ordering import KeyGate
 from airflow_provider_crm.bulk.policy import ErrorPolicy
+from airflow_provider_crm.bulk.progress import (
+    MAX_OWED_KEYS,
+    MAX_OWED_RANGES,
+    Resume,
+    Tracker,
+    rejection_from_state,
+    rejection_state,
+)
 from airflow_provider_crm.bulk.sources import BadRecord
 from airflow_provider_crm.errors import CrmValidationError
 
 log = logging.getLogger(__name__)
 
 IDS_IN_SUMMARY = 100
-"""Up to this many records, the XCom summary carries the key → remote id map."""
+"""Up to this many records, the XCom summary carries the key → remote id map (beyond: ``push_ids``, ``read_ids``)."""
 CHECKPOINT_EVERY_SECONDS = 5.0
 MAX_HELD = 1_000
 """Records held back behind an earlier record of their key; when full, reading waits for writes."""
@@ -89,11 +100,11 @@ SameRecord = Callable[[Any], str]
 
 
 class Progress(Protocol):
-    """Where a task keeps how far it got (and what it counted), so a retry can skip what is done."""
+    """Where a task keeps how far it got (and what it counted), so a retry sends only what is owed."""
 
-    def load(self) -> tuple[int, dict[str, int]]: ...
+    def load(self) -> Resume: ...
 
-    def save(self, done_through: int, counts: dict[str, int]) -> None: ...
+    def save(self, resume: Resume) -> None: ...
 
 
 @dataclass
@@ -104,16 +115,20 @@ class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     resumed_from: int = 0
     elapsed_s: float = 0.0
-    ids: dict[str, str] = field(default_factory=dict)
+    ids: dict[str, str] | None = field(default_factory=dict)
+    """Key → remote id while the run is small; None once they can't all be given (see :meth:`as_xcom`)."""
     ledger_path: str | None = None
+    ledger_paths: list[str] = field(default_factory=list)
     dead_letter_path: str | None = None
     rate_limited: int = 0
+    retry_later: int = 0
     dry_run: bool = False
 
     def add(self, outcome: Outcome) -> None:
         self.total += 1
         self.counts[outcome.action] = self.counts.get(outcome.action, 0) + 1
-        if outcome.remote_id and len(self.ids) <= IDS_IN_SUMMARY:
+        self.retry_later += outcome.retry_later
+        if outcome.remote_id and self.ids is not None and len(self.ids) < IDS_IN_SUMMARY:
             self.ids[outcome.key] = outcome.remote_id
 
     @property
@@ -127,46 +142,19 @@ class Summary:
             "resumed_from": self.resumed_from,
             "elapsed_s": round(self.elapsed_s, 3),
             "records_per_s": round(self.total / self.elapsed_s, 2) if self.elapsed_s > 0 else None,
+            "retry_later": self.retry_later,
             "rate_limited": self.rate_limited,
             "ledger_path": self.ledger_path,
+            "ledger_paths": list(self.ledger_paths),
             "dead_letter_path": self.dead_letter_path,
         }
         if self.dry_run:
             result.update({action: self.counts.get(action, 0) for action in (WOULD_CREATE, WOULD_UPDATE, INVALID)})
         if self.counts.get(NOT_ATTEMPTED):
             result[NOT_ATTEMPTED] = self.counts[NOT_ATTEMPTED]
-        if self.total <= IDS_IN_SUMMARY:
+        if self.total <= IDS_IN_SUMMARY and self.ids is not None:
             result["ids"] = dict(self.ids)
         return result
-
-
-class _LowWater:
-    """Tracks the first position not yet done, from completions that arrive out of order.
-
-    ``counts`` holds the actions of the records before the mark, so a resumed try can report
-    (and apply its policy to) the whole input, not only the part it wrote.
-    """
-
-    def __init__(self, start: int, counts: dict[str, int]) -> None:
-        self.mark = start
-        self.counts = dict(counts)
-        self._done: dict[int, str | None] = {}
-
-    def complete(self, index: int, action: str | None) -> None:
-        """Record a finished position; ``action`` None means it must be tried again on resume."""
-        if self.stuck:
-            return  # later positions can't move the mark any more: no need to keep them
-        self._done[index] = action
-        while self.mark in self._done and self._done[self.mark] is not None:
-            finished = self._done.pop(self.mark)
-            assert finished is not None
-            self.counts[finished] = self.counts.get(finished, 0) + 1
-            self.mark += 1
-
-    @property
-    def stuck(self) -> bool:
-        """The mark stopped for good at a record that must be tried again (a retry starts there)."""
-        return self.mark in self._done and self._done[self.mark] is None
 
 
 class BulkRunner:
@@ -190,6 +178,8 @@ class BulkRunner:
         progress: Progress | None = None,
         rate_limited: Callable[[], int] = lambda: 0,
         max_held: int = MAX_HELD,
+        max_owed_ranges: int = MAX_OWED_RANGES,
+        max_owed_keys: int = MAX_OWED_KEYS,
     ) -> None:
         self.writer = writer
         self._same_record: SameRecord | None = getattr(writer, "same_record", None)
@@ -200,25 +190,33 @@ class BulkRunner:
         self.progress = progress
         self.rate_limited = rate_limited
         self.max_held = max(1, max_held)
+        self.max_owed_ranges = max_owed_ranges
+        self.max_owed_keys = max_owed_keys
+        self._ledgers: list[str] = []
         self._lock = threading.Lock()
 
     def run(self, records: Iterable[dict[str, Any] | BadRecord]) -> Summary:
         started = time.monotonic()
-        resume_from, earlier = self.progress.load() if self.progress and not self.dry_run else (0, {})
-        summary = Summary(resumed_from=resume_from, dry_run=self.dry_run)
-        summary.counts.update(earlier)
-        summary.total = sum(earlier.values())
+        resume = self.progress.load() if self.progress and not self.dry_run else Resume()
+        summary = Summary(resumed_from=resume.settled, dry_run=self.dry_run)
+        summary.counts.update(resume.counts)
+        summary.total = resume.settled
         summary.ledger_path = self.ledger.ledger.path
         summary.dead_letter_path = self.ledger.dead_letter.path
-        low_water = _LowWater(resume_from, earlier)
+        self._ledgers = _ledgers(resume.ledgers, summary.ledger_path)
+        summary.ledger_paths = list(self._ledgers)
+        if resume.started and summary.ledger_path is None:
+            summary.ids = None  # the earlier tries' ids are in no ledger: better none than some
+        tracker = Tracker(resume, max_owed_ranges=self.max_owed_ranges, max_owed_keys=self.max_owed_keys)
+        self._carry_over(resume)
         try:
             with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="crm-bulk") as pool:
-                dispatch = _Dispatch(self, pool, summary, low_water)
+                dispatch = _Dispatch(self, pool, summary, tracker)
                 try:
                     for index, record in enumerate(records):
-                        if index < resume_from:
+                        if not tracker.in_play(index):
                             continue
-                        item = self._prepare(index, record, summary, low_water)
+                        item = self._prepare(index, record, summary, tracker)
                         if item is not None:
                             dispatch.add(item)
                     dispatch.finish()
@@ -228,30 +226,43 @@ class BulkRunner:
                     raise
         finally:
             if self.progress and not self.dry_run:
-                self._checkpoint(low_water, summary)
+                self._checkpoint(tracker)
             summary.elapsed_s = time.monotonic() - started
             summary.rate_limited = self.rate_limited()
             self.ledger.close()
+        if resume.started and summary.ids is not None and summary.total <= IDS_IN_SUMMARY:
+            from airflow_provider_crm.bulk.ids import read_ids
+
+            summary.ids = read_ids(*self._ledgers)  # this try's ids and the earlier tries'
         return summary
 
+    def _carry_over(self, resume: Resume) -> None:
+        """Give the policy what earlier tries decided: their first rejection, and a stop for good."""
+        if resume.first_rejection:
+            self.policy.carried = rejection_from_state(resume.first_rejection)
+        if self.policy.fail_fast and resume.counts.get(REJECTED):
+            # An earlier try stopped at a record refused for good; sending it again can't change that.
+            log.warning("an earlier try stopped at a record refused for good (on_record_error='fail'): sending nothing")
+            self.policy.stop_sending = True
+
     def _prepare(
-        self, index: int, record: dict[str, Any] | BadRecord, summary: Summary, low_water: _LowWater
+        self, index: int, record: dict[str, Any] | BadRecord, summary: Summary, tracker: Tracker
     ) -> Item | None:
         """The validated item, or None when the record was refused (and accounted for) on the spot."""
         if isinstance(record, BadRecord):
             outcome = Outcome(
-                index, f"#{index}", self._refused, status="error", error_code="bad_record", error_message=record.reason
+                index, f"#{index}", self._refused, status=ERROR, error_code="bad_record", error_message=record.reason
             )
-            self._account(outcome, {"_raw": record.raw}, summary, low_water)
+            self._account(outcome, {"_raw": record.raw}, summary, tracker, outcome.key)
             return None
         key = self.writer.key(record, index)
         try:
             prepared = self.writer.prepare(record)
         except CrmValidationError as exc:
             outcome = Outcome(
-                index, key, self._refused, status="error", error_code="validation_error", error_message=str(exc)
+                index, key, self._refused, status=ERROR, error_code="validation_error", error_message=str(exc)
             )
-            self._account(outcome, record, summary, low_water)
+            self._account(outcome, record, summary, tracker, key)
             return None
         return Item(index, key, record, prepared, self._same_record(prepared) if self._same_record else None)
 
@@ -259,33 +270,44 @@ class BulkRunner:
     def _refused(self) -> str:
         return INVALID if self.dry_run else REJECTED
 
-    def _checkpoint(self, low_water: _LowWater, summary: Summary) -> None:
-        """Save the low-water mark with the counts of the records before it."""
+    def _checkpoint(self, tracker: Tracker) -> None:
+        """Save what a retry resumes from: the mark, the owed ranges, the counts and the first rejection."""
         assert self.progress is not None
         with self._lock:
-            self.progress.save(low_water.mark, dict(low_water.counts))
+            first = self.policy.first
+            resume = tracker.snapshot(rejection_state(first) if first else None, list(self._ledgers))
+        self.progress.save(resume)
 
-    def _account(self, outcome: Outcome, record: Any, summary: Summary, low_water: _LowWater) -> None:
-        # A record the policy fails on is not "done": a retry must try it again. Neither is one
-        # that was never sent.
-        done = outcome.action != NOT_ATTEMPTED and not (outcome.rejected and self.policy.fail_fast)
+    def _account(self, outcome: Outcome, record: Any, summary: Summary, tracker: Tracker, same_as: str) -> None:
         with self._lock:
             self.ledger.record(outcome, record)
             summary.add(outcome)
-            low_water.complete(outcome.index, outcome.action if done else None)
+            # Owed: refused for a reason that can pass. Never settled: not sent (or the run stopped on it).
+            settled = None if outcome.action == NOT_ATTEMPTED else outcome.action
+            tracker.complete(outcome.index, settled, outcome.retry_later, same_as)
             if not self.dry_run:  # a dry run reports on every record; it never stops early
                 self.policy.on_outcome(outcome)
 
-    def _not_attempted(self, unit: list[Item], summary: Summary, low_water: _LowWater) -> None:
+    def _not_attempted(
+        self, unit: list[Item], summary: Summary, tracker: Tracker, stop: BaseException | None = None
+    ) -> None:
         for item in unit:
+            if stop is None:
+                message = "not sent: the run stopped after a rejected record (on_record_error='fail')"
+                code = None
+            else:
+                message = f"not settled: the run stopped on {type(stop).__name__}: {stop}"[:1000]
+                code = getattr(stop, "code", None) or type(stop).__name__
             outcome = Outcome(
-                item.index,
-                item.key,
-                NOT_ATTEMPTED,
-                status="skipped",
-                error_message="not sent: the run stopped after a rejected record (on_record_error='fail')",
+                item.index, item.key, NOT_ATTEMPTED, status=SKIPPED, error_code=code, error_message=message
             )
-            self._account(outcome, item.record, summary, low_water)
+            self._account(outcome, item.record, summary, tracker, item.same_as)
+
+
+def _ledgers(earlier: list[str], current: str | None) -> list[str]:
+    """The ledgers of every try so far, oldest first; the same path appended to counts once."""
+    paths = [path for path in earlier if path != current]
+    return [*paths, current] if current is not None else paths
 
 
 class _Dispatch:
@@ -294,11 +316,11 @@ class _Dispatch:
     Everything here runs on the thread that reads the input; only the writes run in the pool.
     """
 
-    def __init__(self, runner: BulkRunner, pool: ThreadPoolExecutor, summary: Summary, low_water: _LowWater) -> None:
+    def __init__(self, runner: BulkRunner, pool: ThreadPoolExecutor, summary: Summary, tracker: Tracker) -> None:
         self.runner = runner
         self.pool = pool
         self.summary = summary
-        self.low_water = low_water
+        self.tracker = tracker
         self.gate = runner.key_gate()
         self.batch: list[Item] = []
         self.in_flight: dict[Future[list[Outcome]], list[Item]] = {}
@@ -307,7 +329,7 @@ class _Dispatch:
     def add(self, item: Item) -> None:
         """Take the next input item; returns once there is room to read another."""
         if self.runner.policy.stop_sending:
-            self.runner._not_attempted([item], self.summary, self.low_water)
+            self.runner._not_attempted([item], self.summary, self.tracker)
             return
         if self.gate.admit(item):
             self._join(item)
@@ -340,7 +362,7 @@ class _Dispatch:
         if self.gate.held > self.runner.max_held:
             return True
         # Completions after the low-water mark are kept until it passes them (none once it is stuck).
-        return not self.low_water.stuck and read - self.low_water.mark > MAX_SPAN
+        return not self.tracker.stuck and read - self.tracker.mark > MAX_SPAN
 
     def _make_room(self, read: int) -> None:
         """Block until the gate holds few enough items (and the mark is close enough) to read on."""
@@ -360,14 +382,14 @@ class _Dispatch:
             self._collect(block=True)
         runner = self.runner
         if runner.policy.stop_sending:
-            runner._not_attempted(unit, self.summary, self.low_water)
+            runner._not_attempted(unit, self.summary, self.tracker)
             self._release(unit)
             return
         action = runner.writer.preview if runner.dry_run else runner.writer.write
         self.in_flight[self.pool.submit(action, unit)] = unit
         self._collect(block=False)
         if runner.progress and time.monotonic() - self.last_checkpoint > CHECKPOINT_EVERY_SECONDS:
-            runner._checkpoint(self.low_water, self.summary)
+            runner._checkpoint(self.tracker)
             self.last_checkpoint = time.monotonic()
 
     def _collect(self, *, block: bool) -> None:
@@ -379,11 +401,29 @@ class _Dispatch:
             unit = self.in_flight.pop(future)
             error = future.exception()
             if error is not None:  # systemic (auth, configuration) or a bug: stop the run
-                raise error
-            records = {item.index: item.record for item in unit}
-            for outcome in future.result():
-                self.runner._account(outcome, records.get(outcome.index), self.summary, self.low_water)
-            self._release(unit)
+                self._stop(unit, error)
+            self._settle(unit, future.result())
+
+    def _settle(self, unit: list[Item], outcomes: list[Outcome]) -> None:
+        items = {item.index: item for item in unit}
+        for outcome in outcomes:
+            item = items.get(outcome.index)
+            record, same_as = (item.record, item.same_as) if item is not None else (None, outcome.key)
+            self.runner._account(outcome, record, self.summary, self.tracker, same_as)
+        self._release(unit)
+
+    def _stop(self, unit: list[Item], error: BaseException) -> NoReturn:
+        """Stop the run on ``error``, leaving in the ledger what was done before: the units already
+        running are waited for and accounted for; the failed unit and those not started are listed
+        as not settled, with the reason."""
+        self.runner._not_attempted(unit, self.summary, self.tracker, stop=error)
+        for future, other in list(self.in_flight.items()):
+            del self.in_flight[future]
+            if future.cancel() or future.exception() is not None:
+                self.runner._not_attempted(other, self.summary, self.tracker, stop=error)
+            else:
+                self._settle(other, future.result())
+        raise error
 
     def _release(self, unit: list[Item]) -> None:
         for item in unit:

@@ -1,8 +1,10 @@
 """Records to write: a list from XCom, or a JSON Lines / CSV file read as a stream.
 
 CSV columns with dots build nested objects (``custom.totalNum`` → ``{"custom": {"totalNum": ...}}``);
-empty cells are left out. Dead-letter files written by the bulk operators are valid input: their
-``_crm_error`` field is dropped when read back.
+empty cells are left out. A CSV row comes as a :class:`TextRecord`, which tells the writer its
+cells are text still to be converted (see :mod:`~airflow_provider_crm.bulk.cells`); records from
+JSON keep the types they have. Dead-letter files written by the bulk operators are valid input:
+their ``_crm_error`` field is dropped when read back.
 """
 
 from __future__ import annotations
@@ -45,13 +47,46 @@ def _json_lines(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | BadRe
                 yield BadRecord(f"line {number}: invalid JSON ({exc.msg})", line)
 
 
-def _nested(row: Mapping[str, str]) -> dict[str, Any]:
-    record: dict[str, Any] = {}
-    for column, cell in row.items():
-        if column is None or cell is None or cell == "":
+class TextRecord(dict[str, Any]):
+    """A record from an all-string source (CSV): every value is text as read, until converted.
+
+    ``line`` is the file line the row starts on (for messages); ``typed`` turns true once the
+    cells were converted to the types the vendor wants.
+    """
+
+    __slots__ = ("line", "typed")
+
+    def __init__(self, values: Mapping[str, Any] | None = None, *, line: int | None = None) -> None:
+        super().__init__(values or {})
+        self.line = line
+        self.typed = False
+
+
+def _checked_header(header: list[str]) -> list[str]:
+    """Refuse columns that would overwrite each other (``a`` twice, or ``a`` next to ``a.b``)."""
+    seen: set[str] = set()
+    for column in header:
+        if column in seen:
+            raise ValueError(f"CSV header: column {column!r} appears twice")
+        seen.add(column)
+    for column in header:
+        parts = column.split(".")
+        for end in range(1, len(parts)):
+            parent = ".".join(parts[:end])
+            if parent in seen:
+                raise ValueError(f"CSV header: column {parent!r} and column {column!r} would both set {parent!r}")
+    return header
+
+
+def _nested(header: list[str], row: list[str], line: int) -> TextRecord | BadRecord:
+    if any(row[len(header) :]):
+        return BadRecord(f"line {line}: {len(row)} cells but {len(header)} columns (an unquoted comma?)", ",".join(row))
+    record = TextRecord(line=line)
+    for column, cell in zip(header, row[: len(header)], strict=False):  # missing cells are left out
+        if cell == "":
             continue
         *parents, leaf = column.split(".")
-        target = record
+        target: dict[str, Any] = record
         for parent in parents:
             target = target.setdefault(parent, {})
         target[leaf] = cell
@@ -60,8 +95,20 @@ def _nested(row: Mapping[str, str]) -> dict[str, Any]:
 
 def _csv(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | BadRecord]:
     with open_path(path, "r") as handle:
-        for row in csv.DictReader(handle):
-            yield _nested(row)
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        if header:  # spreadsheet exports often start with a byte-order mark
+            header[0] = header[0].removeprefix("\ufeff")
+        header = _checked_header(header)
+        while True:
+            line = reader.line_num + 1
+            row = next(reader, None)
+            if row is None:
+                return
+            if row:  # a blank line is no record
+                yield _nested(header, row, line)
 
 
 def _json_array(path: str | os.PathLike[str]) -> Iterator[dict[str, Any] | BadRecord]:

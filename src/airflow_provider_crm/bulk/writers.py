@@ -8,11 +8,18 @@ Record shapes (keys as in the hooks' arguments):
 - Kustomer update: ``id`` (the key) plus any of ``title``, ``custom``, ``external_id``,
   ``description``, ``tags``, ``data``, ``icon``, ``images``, ``created_at``, ``imported_at``,
   ``rev``, ``parent``.
+- Kustomer upsert: the create fields, with ``external_id`` (the key) required.
 - Kaiten: ``slug`` (the key) plus any of ``name``, ``external_customer_id``, ``domain``; a field
   that is absent keeps its value, a field set to ``null`` is cleared.
 - MicroBase: ``id`` (the key) plus any of ``email``, ``first_name``, ``last_name``, ``status``,
   ``tags``.
 - HubSpot: ``id`` (the key: internal id, or the ``id_property`` value) and ``properties``.
+
+A writer's ``cell_type(column)`` says how a CSV cell of that column is typed (see
+:mod:`~airflow_provider_crm.bulk.cells`). Kaiten and HubSpot writers have none: Kaiten's customer
+fields are strings, and HubSpot takes every property value as a string on the wire
+(``properties: dict[str, str]`` in HubSpot/hubspot-api-python, e.g.
+``hubspot/crm/objects/models/simple_public_object_batch_input_upsert.py``).
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from typing import Any, TypeVar
 
 from airflow_provider_crm.bulk.ledger import (
     CREATED,
+    ERROR,
     INVALID,
     REJECTED,
+    RETRY,
     UNCHANGED,
     UPDATED,
     WOULD_CREATE,
     WOULD_UPDATE,
     Outcome,
 )
+from airflow_provider_crm.bulk.policy import retry_later
 from airflow_provider_crm.bulk.runner import Item
 from airflow_provider_crm.errors import (
     CrmApiError,
@@ -52,7 +62,10 @@ from airflow_provider_crm.hooks.microbase import MicroBaseHook
 from airflow_provider_crm.models.hubspot import BatchIncompleteError, BatchResult, HubSpotObject, holds, request_key
 from airflow_provider_crm.models.kaiten import CustomerReplacement
 from airflow_provider_crm.models.kustomer import KObjectCreate, KObjectUpdate
+from airflow_provider_crm.models.kustomer import cell_type as kustomer_cell_type
+from airflow_provider_crm.models.kustomer_upsert import CREATE, UPDATE, KObjectUpsert
 from airflow_provider_crm.models.microbase import CustomerUpdate
+from airflow_provider_crm.models.microbase import cell_type as microbase_cell_type
 from airflow_provider_crm.models.validation import validate_model
 
 RATE_LIMIT_ROUNDS = 20
@@ -81,8 +94,9 @@ def waiting_out_rate_limits(call: Callable[[], T]) -> T:
 
 
 def _refusal(item: Item, action: str, error: CrmError) -> Outcome:
+    status = RETRY if retry_later(error) else ERROR  # "retry": a task retry sends it again
     return Outcome(
-        item.index, item.key, action, status="error", error_code=_code(error), error_message=str(error)[:1000]
+        item.index, item.key, action, status=status, error_code=_code(error), error_message=str(error)[:1000]
     )
 
 
@@ -150,6 +164,7 @@ class KustomerCreateWriter(PerRecordWriter):
         "created_at",
         "imported_at",
     )
+    cell_type = staticmethod(kustomer_cell_type)
 
     def __init__(self, hook: KustomerHook, klass_name: str) -> None:
         self.hook = hook
@@ -192,6 +207,7 @@ class KustomerUpdateWriter(PerRecordWriter):
         "rev",
         "parent",
     )
+    cell_type = staticmethod(kustomer_cell_type)
 
     def __init__(self, hook: KustomerHook, klass_name: str) -> None:
         self.hook = hook
@@ -226,6 +242,34 @@ class KustomerUpdateWriter(PerRecordWriter):
             message = f"rev {rev} is stale: the KObject is at rev {found.rev}; Kustomer would answer 409"
             return Outcome(item.index, item.key, INVALID, status="error", error_code="stale_rev", error_message=message)
         return Outcome(item.index, item.key, WOULD_UPDATE, remote_id=found.id)
+
+
+class KustomerUpsertWriter(KustomerCreateWriter):
+    """Creates or updates KObjects by ``external_id``: a lookup, then a ``PUT`` or a ``POST``.
+
+    The ledger says what each record did: ``created``, ``updated``, or ``unchanged`` when the
+    stored object already held every value (then only the lookup was sent). A dry run looks each
+    record up and reports ``would_create``, ``would_update`` or ``unchanged``.
+    """
+
+    def prepare(self, record: dict[str, Any]) -> KObjectUpsert:  # type: ignore[override]
+        fields = super().prepare(record)
+        external_id = fields.pop("external_id", None)
+        if external_id is None:
+            raise CrmValidationError("external_id is required: the upsert finds the KObject by it", field="external_id")
+        return KObjectUpsert.build(self.klass_name, external_id, **fields)
+
+    def write_one(self, item: Item) -> Outcome:
+        kobject, result = self.hook.write_upsert(item.prepared)
+        action = {"created": CREATED, "updated": UPDATED, "unchanged": UNCHANGED}[result]
+        return Outcome(item.index, item.key, action, remote_id=kobject.id)
+
+    def preview_one(self, item: Item) -> Outcome:
+        plan, stored = self.hook.preview_upsert(item.prepared)
+        if plan.action == CREATE:
+            return Outcome(item.index, item.key, WOULD_CREATE)
+        action = WOULD_UPDATE if plan.action == UPDATE else UNCHANGED
+        return Outcome(item.index, item.key, action, remote_id=stored.id if stored else None)
 
 
 class KaitenWriter(PerRecordWriter):
@@ -282,6 +326,7 @@ class KaitenWriter(PerRecordWriter):
 
 class MicroBaseWriter(PerRecordWriter):
     FIELDS = ("id", "email", "first_name", "last_name", "status", "tags")
+    cell_type = staticmethod(microbase_cell_type)
 
     def __init__(self, hook: MicroBaseHook) -> None:
         self.hook = hook

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, ClassVar
-from urllib.parse import quote
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -28,6 +30,38 @@ from airflow_provider_crm.transport.urls import normalise_base_url
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
+_NAMES_CONNECTION = (CrmAuthenticationError, CrmPermissionError)
+"""Errors whose fix is in the connection, so their message names it."""
+_WRAPPED = "__crm_names_connection__"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def naming_connection(method: _F) -> _F:
+    """Make a refused-credentials error leaving ``method`` name the hook's Airflow connection.
+
+    Applied to every public method of every hook class, so a 401 or 403 from any call (including
+    OAuth token requests made on the way) says which connection to fix.
+    """
+    if getattr(method, _WRAPPED, False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: CrmHook, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except _NAMES_CONNECTION as exc:
+            exc.name_connection(self.conn_id)
+            raise
+
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper  # type: ignore[return-value]
+
+
+def _name_connection_in_errors(cls: type) -> None:
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(value):
+            setattr(cls, name, naming_connection(value))
+
 
 class CrmHook(BaseHook):
     """Base class of the vendor hooks.
@@ -48,6 +82,7 @@ class CrmHook(BaseHook):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        _name_connection_in_errors(cls)
         if "conn_type" in cls.__dict__:
             conn_type = cls.conn_type
             # Discovery only looks at methods defined on the class itself.
@@ -119,9 +154,50 @@ class CrmHook(BaseHook):
         return self.checked_url(self.connection.host or "")
 
     def checked_url(self, raw: str) -> str:
-        return normalise_base_url(
+        """A checked base URL; the connection's own host is completed by its port and schema.
+
+        Airflow keeps a connection's port and URI path apart from its host (``kustomer://...@host:8443/v``
+        gives host ``host``, port 8443, schema ``v``), so they are put back here: the port goes into
+        the URL unless the host names a port already (a different one is an error), the schema is
+        appended to the host's path. Port 0 counts as no port (some UI forms send it for none).
+        """
+        url = normalise_base_url(
             raw, vendor=self.vendor, allow_insecure_http=self.bool_extra("allow_insecure_http", False)
         )
+        host = (self.connection.host or "").strip()
+        return self._with_port_and_schema(url) if host and raw.strip() == host else url
+
+    def connection_port(self) -> int | None:
+        """The connection's port field, ``None`` when unset or 0."""
+        port = self.connection.port
+        if port in (None, "", 0, "0"):
+            return None
+        try:
+            number = int(port)
+        except (TypeError, ValueError):
+            number = -1
+        if not 0 < number < 65536:
+            raise CrmConfigurationError(
+                f"{self.vendor}: connection {self.conn_id!r} has port {port!r}; use a number from 1 to 65535"
+            )
+        return number
+
+    def _with_port_and_schema(self, url: str) -> str:
+        parts = urlsplit(url)
+        netloc, path = parts.netloc, parts.path
+        port = self.connection_port()
+        if port is not None:
+            if parts.port is None:
+                netloc = f"{netloc}:{port}"
+            elif parts.port != port:
+                raise CrmConfigurationError(
+                    f"{self.vendor}: connection {self.conn_id!r} names port {parts.port} in its host and "
+                    f"port {port} in its port field; keep one"
+                )
+        schema = str(self.connection.schema or "").strip().strip("/")
+        if schema:
+            path = f"{path}/{quote(schema, safe='/')}"
+        return urlunsplit((parts.scheme, netloc, path, "", ""))
 
     def timeouts(self) -> Timeouts:
         return Timeouts(
@@ -152,6 +228,11 @@ class CrmHook(BaseHook):
     @cached_property
     def transport(self) -> HttpTransport:
         """One pooled session per hook instance, reused by every call."""
+        if self.connection_port() is not None and not (self.connection.host or "").strip():
+            raise CrmConfigurationError(
+                f"{self.vendor}: connection {self.conn_id!r} has a port but no host; "
+                "put the base URL (with its port) in the host"
+            )
         return HttpTransport(
             base_url=self.base_url(),
             rules=self.vendor_rules,
@@ -261,3 +342,6 @@ class CrmHook(BaseHook):
             return self.base_url()
         except CrmError:
             return "the configured host"
+
+
+_name_connection_in_errors(CrmHook)

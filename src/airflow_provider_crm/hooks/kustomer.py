@@ -1,4 +1,4 @@
-"""Kustomer: create, update and look up KObjects (custom objects)."""
+"""Kustomer: create, update, upsert (by external id) and look up KObjects (custom objects)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import requests
 
 from airflow_provider_crm.errors import (
     CrmApiError,
+    CrmBadRequestError,
     CrmConfigurationError,
     CrmConflictError,
     CrmNotFoundError,
@@ -17,6 +18,14 @@ from airflow_provider_crm.errors import (
 )
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, KObjectUpdate
+from airflow_provider_crm.models.kustomer_upsert import (
+    CREATE,
+    UNCHANGED,
+    KObjectUpsert,
+    Result,
+    UpsertPlan,
+    plan_upsert,
+)
 from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.models.values import aware_datetime
 from airflow_provider_crm.transport import Problem, Raw, VendorRules, api_path, escape_segment, json_or_none
@@ -32,6 +41,8 @@ REGION_HOSTS = {
     "in": "https://api.prod4.kustomerapp.com",
 }
 _REGION_ALIASES = {"india": "in", "prod1": "us", "prod2": "eu", "prod4": "in"}
+UPSERT_ROUNDS = 3
+"""Lookup-and-write rounds an upsert tries when the object changes in between (created, deleted)."""
 
 
 class KustomerRules(VendorRules):
@@ -295,6 +306,123 @@ class KustomerHook(CrmHook):
             response = self.transport.request("PUT", path, json=body, idempotent=rev is None, reconcile=reconcile)
         except CrmConflictError as exc:
             raise _update_conflict(exc, record, rev) from exc
+        return self._parse(response)
+
+    # -- upsert -------------------------------------------------------------------------------
+
+    def upsert_kobject(
+        self,
+        klass_name: str,
+        external_id: str,
+        *,
+        title: str,
+        custom: dict[str, Any] | None = None,
+        customer_id: str | None = None,
+        company_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
+        imported_at: Any = None,
+    ) -> tuple[KObject, Result]:
+        """Create the KObject with this external id, or update the one that has it; say which.
+
+        Kustomer has no upsert endpoint: this looks the external id up, then sends a ``PUT`` by id
+        (``"updated"``), a ``POST`` (``"created"``) or nothing when the stored object already holds
+        every value (``"unchanged"``): one or two requests per record. A create that meets the
+        external id (created by someone else since the lookup) becomes an update, without a second
+        create. Safe to retry: a create whose outcome is unknown is looked up before it is sent
+        again, and an update is an idempotent ``PUT``. ``customer_id`` and ``company_id`` link a
+        new object only: Kustomer's update takes neither. Arguments as :meth:`create_or_get_kobject`.
+        """
+        request = KObjectUpsert.build(
+            klass_name,
+            external_id,
+            customer_id=customer_id,
+            title=title,
+            custom=custom,
+            company_id=company_id,
+            description=description,
+            tags=tags,
+            data=data,
+            icon=icon,
+            images=images,
+            created_at=created_at,
+            imported_at=imported_at,
+        )
+        return self.write_upsert(request)
+
+    def preview_upsert(self, request: KObjectUpsert) -> tuple[UpsertPlan, KObject | None]:
+        """Look the record up and plan it, sending nothing else: the plan and the stored object."""
+        stored = self.find_kobject_by_external_id(request.klass_name, request.external_id)
+        return plan_upsert(request, stored), stored
+
+    def write_upsert(self, request: KObjectUpsert) -> tuple[KObject, Result]:
+        """Carry out a validated upsert (see :meth:`upsert_kobject`)."""
+        plan, stored = self.preview_upsert(request)
+        for _ in range(UPSERT_ROUNDS):
+            if plan.action == UNCHANGED:
+                assert stored is not None
+                return stored, "unchanged"
+            if plan.action == CREATE:
+                try:
+                    kobject, reconciled = self._create_for_upsert(request)
+                except (CrmConflictError, CrmBadRequestError):
+                    # Kustomer keeps external ids unique per klass; which answer a duplicate gets is
+                    # not documented (409 is assumed), so a refused create is checked by a lookup.
+                    stored = self.find_kobject_by_external_id(request.klass_name, request.external_id)
+                    if stored is None:
+                        raise
+                    log.warning("%s: the external id was created meanwhile; updating it instead", request.label)
+                    plan = plan_upsert(request, stored)
+                    continue
+                if not reconciled:
+                    return kobject, "created"
+                # The create's answer was lost and the lookup found the object: ours, unless it
+                # lacks our values (then another writer created it, and it is updated).
+                plan = plan_upsert(request, kobject)
+                if plan.action == UNCHANGED:
+                    return kobject, "created"
+                stored = kobject
+                continue
+            assert plan.kobject_id is not None
+            try:
+                return self._put(request.klass_name, plan.kobject_id, plan.body, request.label), "updated"
+            except CrmNotFoundError:
+                # Deleted since the lookup: look again (and create it if it is gone).
+                stored = self.find_kobject_by_external_id(request.klass_name, request.external_id)
+                plan = plan_upsert(request, stored)
+        raise CrmConflictError(
+            f"{request.label}: the KObject kept changing between lookup and write ({UPSERT_ROUNDS} rounds); "
+            "try again later",
+            vendor=self.vendor,
+        )
+
+    def _create_for_upsert(self, request: KObjectUpsert) -> tuple[KObject, bool]:
+        """POST the create body; also say whether the answer came from a lookup after a lost answer."""
+        klass = segment(request.klass_name, "klass_name")
+        if request.customer_id is not None:
+            path = api_path("v1", "customers", segment(request.customer_id, "customer_id"), "klasses", klass)
+        else:
+            path = api_path("v1", "klasses", klass)
+        found: list[requests.Response] = []
+
+        def reconcile() -> requests.Response | None:
+            response = self._lookup(request.klass_name, request.external_id)
+            found.extend([response] if response is not None else [])
+            return response
+
+        response = self.transport.request("POST", path, json=request.create_body, reconcile=reconcile)
+        return self._parse(response), any(response is lookup for lookup in found)
+
+    def _put(self, klass_name: str, kobject_id: str, body: dict[str, Any], record: str) -> KObject:
+        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
+        try:
+            response = self.transport.request("PUT", path, json=body)
+        except CrmConflictError as exc:
+            raise _update_conflict(exc, record, None) from exc
         return self._parse(response)
 
     def _applied_at_next_rev(self, path: str, body: dict[str, Any], rev: int, record: str) -> requests.Response | None:

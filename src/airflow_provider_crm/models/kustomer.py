@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
+from airflow_provider_crm.models.validation import EntryError
 from airflow_provider_crm.models.values import iso_with_offset
 
 MAX_TEXT_LENGTH = 1024
@@ -93,6 +94,28 @@ def custom_attribute_suffix(name: str) -> str | None:
     return None
 
 
+_SUFFIX_CELL_TYPES = {"Num": "number", "Bool": "bool"}
+"""Suffixes whose values are not strings; ``At``, ``Str``, ``Txt``, ``Url`` and ``Id`` values are."""
+_FIELD_CELL_TYPES = {"tags": "list", "images": "list", "rev": "int"}
+"""Body fields that are not strings: ``tags``/``images`` string arrays, ``rev`` a number (OpenAPI)."""
+
+
+def cell_type(column: str) -> str | None:
+    """How a text cell (a CSV column) of a KObject record is read; a type of
+    :mod:`airflow_provider_crm.bulk.cells`, or ``None`` for text.
+
+    ``custom.<name>`` by the name's suffix: ``Num`` a number, ``Bool`` a boolean, the others text
+    (an ``At`` value is then checked as ISO 8601 with an offset like any other); ``tags`` and
+    ``images`` lists; ``rev`` an integer. An unknown suffix is left as text for
+    :func:`normalise_custom` to refuse.
+    """
+    parent, _, name = column.rpartition(".")
+    if parent == "custom":
+        suffix = custom_attribute_suffix(name)
+        return _SUFFIX_CELL_TYPES.get(suffix, "str") if suffix else None
+    return _FIELD_CELL_TYPES.get(column)
+
+
 def normalise_custom(custom: Any) -> dict[str, Any]:
     """Check every custom attribute against its suffix; return the values as they will be sent."""
     if not isinstance(custom, dict):
@@ -105,9 +128,10 @@ def normalise_custom(custom: Any) -> dict[str, Any]:
             raise ValueError(f"attribute name {name!r} must be a string")
         suffix = custom_attribute_suffix(name)
         if suffix is None:
-            raise ValueError(
-                f"attribute {name!r} has no known type suffix; names must end in one of "
-                f"{', '.join(CUSTOM_SUFFIXES)} (e.g. totalNum, shippedAt, primaryOrderId)"
+            raise EntryError(
+                f"has no known type suffix; names must end in one of {', '.join(CUSTOM_SUFFIXES)} "
+                "(e.g. totalNum, shippedAt, primaryOrderId)",
+                key=name,
             )
         if value is None:
             result[name] = None
@@ -115,7 +139,7 @@ def normalise_custom(custom: Any) -> dict[str, Any]:
         try:
             result[name] = _CHECKS[suffix](value)
         except ValueError as exc:
-            raise ValueError(f"attribute {name!r} ({suffix}) {exc}") from None
+            raise EntryError(str(exc), key=name, value=value) from None
     return result
 
 

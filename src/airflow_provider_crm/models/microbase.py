@@ -30,6 +30,13 @@ def _not_empty(value: Any) -> Any:
     return value
 
 
+def cell_type(column: str) -> str | None:
+    """How a text cell (a CSV column) of a ``customer.update`` record is read: ``tags`` is a list
+    (a string array in the method's schema); the other arguments are strings. A type of
+    :mod:`airflow_provider_crm.bulk.cells`, or ``None`` for text."""
+    return "list" if column == "tags" else None
+
+
 class CustomerUpdate(BaseModel):
     """Arguments of ``customer.update``; fields left ``None`` are not sent (and keep their value)."""
 

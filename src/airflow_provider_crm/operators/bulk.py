@@ -2,7 +2,8 @@
 
 Each writes a per-record ledger (JSON Lines: key, remote id, action, status, error), sends
 rejected records whole to a dead-letter file that the same operator accepts as input for a retry,
-and returns a compact summary (counts, and the key → id map for up to 100 records) as its XCom.
+and returns a compact summary (counts, and the key → id map for up to 100 records) as its XCom;
+``push_ids=True`` pushes the whole map (see :mod:`airflow_provider_crm.bulk.ids`).
 See :mod:`airflow_provider_crm.bulk.writers` for each vendor's record shape.
 """
 
@@ -39,6 +40,14 @@ class BulkWriteOperator(BaseOperator):
     :param max_workers: concurrent requests (per-record vendors) or batches (HubSpot).
     :param rate_limit: requests per second for this task; default: the connection's
         ``rate_limit_per_second`` extra, else the vendor's documented limit.
+    :param push_ids: also push the key → remote id map of every record written (this try's and
+        the earlier tries') under the XCom key ``ids``, read back from the ledger (so ``ledger_path``
+        is required). More than :data:`~airflow_provider_crm.bulk.ids.MAX_PUSHED_IDS` ids fail the
+        task with :class:`~airflow_provider_crm.bulk.ids.TooManyIdsError`: read them with ``read_ids``.
+    :param column_types: for a CSV ``source``, the type of a column's cells by column name, e.g.
+        ``{"custom.legacyCode": "str", "custom.score": "float"}``; wins over the type the vendor's
+        attribute names give (Kustomer ``Num``/``Bool``, ``tags``). Types: ``str``, ``int``,
+        ``float``, ``number``, ``bool``, ``list``, ``json`` (see :mod:`airflow_provider_crm.bulk.cells`).
     """
 
     template_fields: Sequence[str] = _COMMON_TEMPLATES
@@ -56,12 +65,18 @@ class BulkWriteOperator(BaseOperator):
         dry_run: bool = False,
         max_workers: int = 4,
         rate_limit: float | None = None,
+        column_types: dict[str, str] | None = None,
+        push_ids: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        from airflow_provider_crm.bulk.cells import check_column_types
         from airflow_provider_crm.bulk.policy import ErrorPolicy
 
         ErrorPolicy(on_record_error, max_reject_ratio)  # refuse bad settings when the DAG is parsed
+        if push_ids and not ledger_path:
+            raise ValueError("push_ids reads the ids back from the ledger: give ledger_path too")
+        self.push_ids = push_ids
         self.records = records
         self.source = source
         self.ledger_path = ledger_path
@@ -71,12 +86,19 @@ class BulkWriteOperator(BaseOperator):
         self.preview_only = dry_run
         self.max_workers = max_workers
         self.rate_limit = rate_limit
+        self.column_types = check_column_types(column_types)  # refused when the DAG is parsed
 
     def make_hook(self) -> CrmHook:
         raise NotImplementedError
 
     def make_writer(self, hook: Any) -> RecordWriter:
         raise NotImplementedError
+
+    def _typed_writer(self, hook: Any) -> RecordWriter:
+        """The writer, converting CSV cells by the vendor's types and ``column_types`` before it checks them."""
+        from airflow_provider_crm.bulk.cells import typed_cells
+
+        return typed_cells(self.make_writer(hook), self.column_types)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_crm.bulk.ledger import JsonLinesWriter, Ledger
@@ -89,14 +111,14 @@ class BulkWriteOperator(BaseOperator):
         hook = self.make_hook()
         hook.use_rate_limit(self.rate_limit)
         progress = None if self.preview_only else TaskStateProgress.from_context(context)
-        resuming = progress is not None and progress.load()[0] > 0
+        resuming = progress is not None and progress.load().started
         ledger = Ledger(
             JsonLinesWriter(self.ledger_path, append=resuming),
             JsonLinesWriter(None if self.preview_only else self.dead_letter_path, append=resuming),
         )
         limiter = hook.transport.limiter
         runner = BulkRunner(
-            self.make_writer(hook),
+            self._typed_writer(hook),
             ledger,
             policy,
             max_workers=self.max_workers,
@@ -112,8 +134,27 @@ class BulkWriteOperator(BaseOperator):
             ti = context.get("ti") if context else None
             if ti is not None:
                 ti.xcom_push(key="summary", value=result)
-            policy.check(rejected=summary.rejected, total=summary.total)
+            too_many = self._push_ids(ti, summary.ledger_paths)
+            policy.check(rejected=summary.rejected, total=summary.total, retry_later=summary.retry_later)
+            if too_many is not None:
+                raise too_many
+            if progress is not None:
+                progress.clear()  # done: a later re-run of this task instance sends everything again
         return result
+
+    def _push_ids(self, ti: Any, ledger_paths: list[str]) -> Exception | None:
+        """Push the ids under the XCom key ``ids``; the error to raise (after the policy's) when too many."""
+        if not self.push_ids:
+            return None
+        from airflow_provider_crm.bulk import ids
+
+        try:
+            found = ids.read_ids(*ledger_paths, limit=ids.MAX_PUSHED_IDS)
+        except ids.TooManyIdsError as exc:
+            return exc
+        if ti is not None:
+            ti.xcom_push(key="ids", value=found)
+        return None
 
 
 class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
@@ -144,6 +185,20 @@ class KustomerBulkUpdateKObjectsOperator(KustomerBulkCreateKObjectsOperator):
         from airflow_provider_crm.bulk.writers import KustomerUpdateWriter
 
         return KustomerUpdateWriter(hook, self.klass_name)
+
+
+class KustomerBulkUpsertKObjectsOperator(KustomerBulkCreateKObjectsOperator):
+    """Create or update KObjects of ``klass_name`` by ``external_id`` (required in every record).
+
+    Each record is looked up by its external id, then updated (``PUT``) or created (``POST``);
+    the ledger says ``created``, ``updated``, or ``unchanged`` when the stored object already held
+    every value. A dry run reports ``would_create`` / ``would_update`` / ``unchanged``.
+    """
+
+    def make_writer(self, hook: Any) -> RecordWriter:
+        from airflow_provider_crm.bulk.writers import KustomerUpsertWriter
+
+        return KustomerUpsertWriter(hook, self.klass_name)
 
 
 class KaitenBulkUpdateCustomersOperator(BulkWriteOperator):

@@ -1,4 +1,4 @@
-"""Operators that create and update Kustomer KObjects; each returns the KObject id for XCom."""
+"""Operators that create, update and upsert Kustomer KObjects; each returns the KObject id for XCom."""
 
 from __future__ import annotations
 
@@ -197,6 +197,82 @@ class KustomerUpdateKObjectOperator(_KustomerOperator):
             parent=self.parent,
         )
         self.log.info("Kustomer KObject %s in klass %s is updated", kobject.id, self.klass_name)
+        push_record_url(context, hook.record_url(id=kobject.id, klass=self.klass_name, customer_id=kobject.customer_id))
+        return kobject.id
+
+
+class KustomerUpsertKObjectOperator(_KustomerOperator):
+    """Create the KObject of ``klass_name`` with ``external_id``, or update the one that has it; return its id.
+
+    Kustomer has no upsert endpoint, so this looks the external id up, then sends a ``PUT`` by id
+    or a ``POST`` (nothing when the stored object already holds every value): one or two requests.
+    A create that meets the external id, created meanwhile by someone else, becomes an update.
+    What happened (``created``, ``updated`` or ``unchanged``) is logged and pushed to XCom under
+    the key ``action``. Parameters as :class:`KustomerCreateKObjectOperator`, with ``external_id``
+    required; ``customer_id`` and ``company_id`` link a new object only (Kustomer's update takes
+    neither).
+    """
+
+    template_fields: Sequence[str] = KustomerCreateKObjectOperator.template_fields
+    template_fields_renderers = _PAYLOAD_RENDERERS
+
+    def __init__(
+        self,
+        *,
+        klass_name: str,
+        external_id: str,
+        title: str,
+        custom: dict[str, Any] | None = None,
+        customer_id: str | None = None,
+        company_id: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+        data: dict[str, Any] | None = None,
+        icon: str | None = None,
+        images: list[str] | None = None,
+        created_at: Any = None,
+        imported_at: Any = None,
+        kustomer_conn_id: str = "kustomer_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(kustomer_conn_id=kustomer_conn_id, **kwargs)
+        self.klass_name = klass_name
+        self.external_id = external_id
+        self.title = title
+        self.custom = custom
+        self.customer_id = customer_id
+        self.company_id = company_id
+        self.description = description
+        self.tags = tags
+        self.data = data
+        self.icon = icon
+        self.images = images
+        self.created_at = created_at
+        self.imported_at = imported_at
+
+    def execute(self, context: Context) -> str:
+        hook = self.hook()
+        kobject, action = hook.upsert_kobject(
+            self.klass_name,
+            self.external_id,
+            title=self.title,
+            custom=self.custom,
+            customer_id=self.customer_id,
+            company_id=self.company_id,
+            description=self.description,
+            tags=self.tags,
+            data=self.data,
+            icon=self.icon,
+            images=self.images,
+            created_at=self.created_at,
+            imported_at=self.imported_at,
+        )
+        self.log.info(
+            "Kustomer KObject %s (externalId %s) in klass %s: %s", kobject.id, self.external_id, self.klass_name, action
+        )
+        ti = context.get("ti") if context else None
+        if ti is not None:
+            ti.xcom_push(key="action", value=action)
         push_record_url(context, hook.record_url(id=kobject.id, klass=self.klass_name, customer_id=kobject.customer_id))
         return kobject.id
 

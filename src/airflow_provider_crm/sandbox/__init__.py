@@ -20,7 +20,8 @@ In-process (standard library only, no Airflow import)::
         print(sandbox.chaos_stats("kustomer"))  # {"rate_limit": 12, "drop_after_store": 9, ...}
 
 As pytest fixtures: ``pytest_plugins = ["airflow_provider_crm.sandbox.pytest_plugin"]`` gives
-``crm_sandbox`` (per test) and ``crm_sandbox_session``.
+``crm_sandbox`` (per test) and ``crm_sandbox_session``, and ``crm_airflow``, which runs your DAG
+files in real Airflow against the sandbox and fails the test when a task fails (docs/sandbox.md).
 
 As a server: ``airflow-crm-sandbox --port 8080`` (or ``python -m airflow_provider_crm.sandbox``),
 driven from other processes through ``/_sandbox/health``, ``/_sandbox/journal``,
