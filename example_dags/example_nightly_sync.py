@@ -110,9 +110,9 @@ with DAG(
         # XCom key "ids": every external id -> KObject id (up to 50,000; the summary's own "ids"
         # stops at 100 records).
         push_ids=True,
-        # A bad row is dead-lettered and the others go on. Up to 2% rejected, the task succeeds
-        # (rows refused by a short outage included: the next night's upsert writes them); more
-        # fails it, and its retry sends again only the rows refused for a reason that can pass.
+        # A bad row is dead-lettered and the others go on; up to 2% of bad rows, the task succeeds.
+        # Rows refused for a reason that can pass (an outage, a timeout) always fail the task, and
+        # its retry sends just those rows again.
         on_record_error="warn",
         max_reject_ratio=0.02,
     )

@@ -8,11 +8,13 @@ the ledger and dead letter (what we say happened), and counts the records where 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_crm.bulk.policy import BulkRejectedError
 from airflow_provider_crm.errors import CrmRateLimitError
 from airflow_provider_crm.models.hubspot import BatchIncompleteError, value_held
 from airflow_provider_crm.operators.bulk import HubSpotBulkUpdateOrdersOperator, HubSpotBulkUpsertOrdersOperator
@@ -207,16 +209,18 @@ def test_a_batch_hubspot_failed_on_is_rejected_after_reading_back(
     records: list[dict[str, Any]] = [{"id": i, "properties": {"hs_order_name": f"n{n}"}} for n, i in enumerate(ids)]
     records[4]["properties"]["hs_order_name"] = "o4"  # HubSpot already holds it: nothing to redo
     ledger_path, dead_path = tmp_path / "ledger.jsonl", tmp_path / "dead.jsonl"
-    summary = HubSpotBulkUpdateOrdersOperator(
-        task_id="t",
-        records=records,
-        on_record_error="skip",
-        max_reject_ratio=1.0,
-        ledger_path=str(ledger_path),
-        dead_letter_path=str(dead_path),
-    ).execute({})
-    assert (summary["updated"], summary["rejected"]) == (1, 9)
+    with pytest.raises(BulkRejectedError) as caught:  # records owed after a server error fail the task
+        HubSpotBulkUpdateOrdersOperator(
+            task_id="t",
+            records=records,
+            on_record_error="skip",
+            max_reject_ratio=1.0,
+            ledger_path=str(ledger_path),
+            dead_letter_path=str(dead_path),
+        ).execute({})
+    assert (caught.value.rejected, caught.value.retry_later, caught.value.retryable) == (9, 9, True)
     ledger = read_jsonl(ledger_path)
+    assert Counter(line["action"] for line in ledger) == {"updated": 1, "rejected": 9}
     assert {line["error_code"] for line in ledger if line["action"] == "rejected"} == {"INTERNAL_ERROR"}
     assert all("read back" in line["error_message"] for line in ledger if line["action"] == "rejected")
     assert len(read_jsonl(dead_path)) == 9
@@ -259,14 +263,18 @@ def test_under_chaos_every_record_is_told_as_hubspot_holds_it(
     mix = {kind: 1.0 for kind in CHAOS_KINDS if kind != "slow"}
     sandbox.chaos("hubspot", Chaos(seed=11, rate=0.35, mix=mix, path_pattern="/batch/update$"))
     ledger_path = tmp_path / "ledger.jsonl"
-    HubSpotBulkUpdateOrdersOperator(
+    operator = HubSpotBulkUpdateOrdersOperator(
         task_id="t",
         records=records,
         batch_size=10,
         on_record_error="skip",
         max_reject_ratio=1.0,
         ledger_path=str(ledger_path),
-    ).execute({})
+    )
+    try:
+        operator.execute({})
+    except BulkRejectedError as exc:  # records refused for a reason that can pass fail the task, to be retried
+        assert exc.retry_later > 0
     faults = dict(sandbox.chaos_stats("hubspot"))
     sandbox.chaos("hubspot", None)
     assert sum(faults.values()) >= 20, faults

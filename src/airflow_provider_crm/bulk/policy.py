@@ -5,7 +5,9 @@
 - ``skip``: carry on quietly.
 
 Whatever the choice, the task fails when more than ``max_reject_ratio`` of the records were
-rejected, and always when every record was rejected: a run that wrote nothing is never green.
+rejected, always when every record was rejected (a run that wrote nothing is never green), and
+whenever a record is still owed: one refused for a reason that can pass is not done, so the task
+fails and its retry sends it again (``max_reject_ratio`` tolerates refusals for good only).
 
 A rejection is either for good (the vendor or the validation refused the record: sending it again
 changes nothing) or "retry later" (:func:`retry_later`: 5xx, timeout, lost connection, a rate limit
@@ -114,13 +116,23 @@ class ErrorPolicy:
         return rejected >= total or self.fail_fast or rejected / total > self.max_reject_ratio
 
     def check(self, *, rejected: int, total: int, retry_later: int = 0) -> None:
-        """Raise :class:`BulkRejectedError` when the run's rejections break the policy."""
-        if not self._breaks(rejected, total):
+        """Raise :class:`BulkRejectedError` when the rejections break the policy or records are still owed.
+
+        Records refused for a reason that can pass are not done, whatever ``max_reject_ratio`` allows:
+        the task fails so that its retry sends them again.
+        """
+        over = self._breaks(rejected, total)
+        if not over and not retry_later:
             return
         first = self.first
         example = f" First: {first.key}: {first.error_code} {first.error_message}" if first else ""
         retryable = not self._breaks(rejected - retry_later, total)
-        if retry_later:
+        if not over:
+            hint = (
+                f" The other {rejected - retry_later} rejection(s) are within max_reject_ratio; a task retry "
+                "sends just the owed records again."
+            )
+        elif retry_later:
             hint = (
                 f" {retry_later} of them were refused for a reason that can pass (server error, timeout, "
                 "rate limit, lost connection): a task retry sends them again."
@@ -136,10 +148,15 @@ class ErrorPolicy:
                 f"{rejected} record(s) rejected and on_record_error='fail'; later records were not sent "
                 "(see the ledger and dead-letter file)."
             )
-        else:
+        elif over:
             message = (
                 f"{rejected} of {total} records rejected ({rejected / total:.1%}), above "
                 f"max_reject_ratio={self.max_reject_ratio:.1%}."
+            )
+        else:
+            message = (
+                f"{retry_later} of {total} records are not written yet: they were refused for a reason that "
+                "can pass (server error, timeout, rate limit, lost connection)."
             )
         raise BulkRejectedError(
             f"{message}{hint}{example}",
