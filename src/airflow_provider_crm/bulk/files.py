@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import os
 from typing import IO, Any
+from urllib.parse import unquote, urlsplit
 
 
 def open_path(path: str | os.PathLike[str], mode: str) -> IO[Any]:
     """Open a local path or object-storage URL in text mode (``r``, ``w`` or ``a``)."""
     from airflow_provider_crm._compat import ObjectStoragePath
 
-    target = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(str(path))
+    target = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(_local_if_file_url(str(path)))
     if mode in ("w", "a"):
         parent = target.parent
         if target.protocol in ("", "file", "local"):
             parent.mkdir(parents=True, exist_ok=True)
     return target.open(mode, encoding="utf-8", newline="")
+
+
+def _local_if_file_url(path: str) -> str:
+    """``file:///x`` as the local path ``/x``: older ObjectStoragePath releases refuse the ``file`` protocol."""
+    if not path.startswith("file://"):
+        return path
+    parts = urlsplit(path)
+    return unquote(parts.path) if parts.netloc in ("", "localhost") else path
 
 
 def suffix_of(path: str | os.PathLike[str]) -> str:
