@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -15,13 +15,8 @@ from airflow_provider_crm.sandbox import Sandbox
 from airflow_provider_crm.transport import HttpTransport, RetrySettings, Timeouts, VendorRules
 
 
-@pytest.fixture
-def stalled_server() -> Iterator[str]:
-    """A loopback server that declares a 1 GB body, sends 100 bytes of it and then goes silent.
-
-    Only the declared length can refuse this body in time: the bytes that arrive stay under any
-    reasonable limit, and reading on waits for the read timeout.
-    """
+def raw_server(answer: Callable[[socket.socket, threading.Event], None]) -> Iterator[str]:
+    """A loopback server that hands each connection, after reading the request, to ``answer``."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -34,9 +29,7 @@ def stalled_server() -> Iterator[str]:
                 continue
             with conn:
                 conn.recv(65536)
-                head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
-                conn.sendall(head + b" " * 100)
-                stop.wait()
+                answer(conn, stop)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
@@ -44,6 +37,22 @@ def stalled_server() -> Iterator[str]:
     stop.set()
     thread.join(timeout=2)
     listener.close()
+
+
+@pytest.fixture
+def stalled_server() -> Iterator[str]:
+    """A loopback server that declares a 1 GB body, sends 100 bytes of it and then goes silent.
+
+    Only the declared length can refuse this body in time: the bytes that arrive stay under any
+    reasonable limit, and reading on waits for the read timeout.
+    """
+
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n"
+        conn.sendall(head + b" " * 100)
+        stop.wait()
+
+    yield from raw_server(answer)
 
 
 def test_declared_oversized_body_is_refused(stalled_server: str) -> None:
@@ -74,32 +83,17 @@ def test_body_over_the_limit_is_refused_and_under_it_read(kustomer_conn: str, sa
 @pytest.fixture
 def endless_server() -> Iterator[str]:
     """A loopback server answering 200 with a chunked body that never ends."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
 
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
-                chunk = b"x" * 65536
-                try:
-                    while not stop.is_set():
-                        conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-                except OSError:
-                    pass
+    def answer(conn: socket.socket, stop: threading.Event) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"x" * 65536
+        try:
+            while not stop.is_set():
+                conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            pass
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    stop.set()
-    thread.join(timeout=2)
-    listener.close()
+    yield from raw_server(answer)
 
 
 def test_endless_body_is_cut_off(endless_server: str) -> None:

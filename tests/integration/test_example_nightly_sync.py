@@ -8,14 +8,12 @@ settings in its environment, so its tests see nothing but the documented ``crm_a
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
+from tests.integration.user_projects import run_user_suite
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "example_dags"
@@ -25,11 +23,6 @@ USER_TEST_NAMES = (
     "test_a_rerun_with_changed_totals_updates_those_orders_only",
     "test_an_outage_on_try_1_heals_on_try_2_and_writes_each_order_once",
 )
-
-
-def user_environment() -> dict[str, str]:
-    """This process's environment without any Airflow or pytest setting, as on a user's machine."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST_", "_AIRFLOW"))}
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +35,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str | None]:
     shutil.copy(USER_TESTS, project / "tests" / "test_nightly_sync.py")
     (project / "conftest.py").write_text('pytest_plugins = ["airflow_provider_crm.sandbox.pytest_plugin"]\n')
     (project / "pyproject.toml").write_text('[tool.pytest.ini_options]\ntestpaths = ["tests"]\n')
-    report = project / "report.xml"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}", "-q"],
-        cwd=project,
-        env=user_environment(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert report.is_file(), result.stdout[-5000:] + result.stderr[-5000:]
-    found: dict[str, str | None] = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        problems = [case.find(tag) for tag in ("failure", "error", "skipped")]
-        problem = next((p for p in problems if p is not None), None)
-        found[case.get("name", "")] = None if problem is None else (problem.text or problem.get("message") or "?")
-    return found
+    return {name: None if outcome.passed else outcome.message for name, outcome in run_user_suite(project).items()}
 
 
 def test_the_users_suite_is_the_three_scenarios(outcomes: dict[str, str | None]) -> None:

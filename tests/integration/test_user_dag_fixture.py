@@ -10,14 +10,13 @@ import subprocess
 import sys
 import textwrap
 import types
-import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from airflow_provider_crm.sandbox import pytest_plugin
 from airflow_provider_crm.sandbox.pytest_plugin import prepare_airflow_home
+from tests.integration.user_projects import Outcome, run_user_suite, user_environment
 
 REPO = Path(__file__).resolve().parents[2]
 GUIDE = REPO / "docs" / "sandbox.md"
@@ -95,12 +94,6 @@ EXTRA_FILES = {
 }
 
 
-@dataclass(frozen=True)
-class Outcome:
-    passed: bool
-    message: str
-
-
 def guide_files() -> dict[str, str]:
     """The guide's files: each ``python`` block whose first line is ``# <path>.py``."""
     files = {}
@@ -109,11 +102,6 @@ def guide_files() -> dict[str, str]:
         if named:
             files[named.group(1)] = block
     return files
-
-
-def user_environment() -> dict[str, str]:
-    """This process's environment without any Airflow or pytest setting, as on a user's machine."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST_", "_AIRFLOW"))}
 
 
 @pytest.fixture(scope="module")
@@ -130,24 +118,7 @@ def user_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def outcomes(user_project: Path) -> dict[str, Outcome]:
     """Run the user's test suite once; each test's outcome and failure message."""
-    report = user_project / "report.xml"
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}", "-q"],
-        cwd=user_project,
-        env=user_environment(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert report.is_file(), result.stdout[-5000:] + result.stderr[-5000:]
-    found = {}
-    for case in ET.parse(report).getroot().iter("testcase"):
-        failure = case.find("failure")
-        error = case.find("error")
-        problem = failure if failure is not None else error
-        text = "" if problem is None else (problem.text or problem.get("message") or "")
-        found[case.get("name", "")] = Outcome(problem is None and case.find("skipped") is None, text)
-    return found
+    return run_user_suite(user_project)
 
 
 def test_the_guide_has_a_complete_project() -> None:
