@@ -277,7 +277,8 @@ def test_under_chaos_every_record_is_told_as_hubspot_holds_it(
         assert exc.retry_later > 0
     faults = dict(sandbox.chaos_stats("hubspot"))
     sandbox.chaos("hubspot", None)
-    assert sum(faults.values()) >= 20, faults
+    # Seeded, but how many requests (and so faults) a run makes depends on timing: bound with headroom.
+    assert sum(faults.values()) >= 10, faults
     ledger = read_jsonl(ledger_path)
     assert sorted(line["index"] for line in ledger) == list(range(200)), "every record accounted for"
     assert disagreements(sandbox, records, ledger) == {"rejected_but_applied": [], "updated_but_not_held": []}
