@@ -25,7 +25,7 @@ from airflow_provider_crm.bulk.policy import ErrorPolicy
 from airflow_provider_crm.bulk.progress import Resume
 from airflow_provider_crm.bulk.runner import BulkRunner, Item, Outcome
 from airflow_provider_crm.bulk.sources import BadRecord
-from airflow_provider_crm.bulk.writers import HubSpotBatchWriter
+from airflow_provider_crm.bulk.writers.hubspot import HubSpotBatchWriter
 from airflow_provider_crm.operators.bulk import HubSpotBulkUpdateOrdersOperator
 from airflow_provider_crm.sandbox import Latency, Sandbox
 from airflow_provider_crm.sandbox.hubspot import HubSpotApp

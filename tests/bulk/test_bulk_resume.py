@@ -16,7 +16,7 @@ from airflow_provider_crm.bulk.ledger import JsonLinesWriter, Ledger
 from airflow_provider_crm.bulk.policy import BulkRejectedError, ErrorPolicy
 from airflow_provider_crm.bulk.progress import MAX_OWED_RANGES, STATE_KEY, Resume, TaskStateProgress, Tracker
 from airflow_provider_crm.bulk.runner import BulkRunner, Summary
-from airflow_provider_crm.bulk.writers import KustomerUpdateWriter
+from airflow_provider_crm.bulk.writers.kustomer import KustomerUpdateWriter
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.sandbox import HttpStatus, Sandbox, ServerError
 from tests.airflow_versions import before_airflow_3_3, requires_airflow_3_3

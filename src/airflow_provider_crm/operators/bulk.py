@@ -173,7 +173,7 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
         return KustomerHook(kustomer_conn_id=self.kustomer_conn_id)
 
     def make_writer(self, hook: Any) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers import KustomerCreateWriter
+        from airflow_provider_crm.bulk.writers.kustomer import KustomerCreateWriter
 
         return KustomerCreateWriter(hook, self.klass_name)
 
@@ -182,7 +182,7 @@ class KustomerBulkUpdateKObjectsOperator(KustomerBulkCreateKObjectsOperator):
     """Update KObjects of ``klass_name``; each record carries the KObject ``id``."""
 
     def make_writer(self, hook: Any) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers import KustomerUpdateWriter
+        from airflow_provider_crm.bulk.writers.kustomer import KustomerUpdateWriter
 
         return KustomerUpdateWriter(hook, self.klass_name)
 
@@ -196,7 +196,7 @@ class KustomerBulkUpsertKObjectsOperator(KustomerBulkCreateKObjectsOperator):
     """
 
     def make_writer(self, hook: Any) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers import KustomerUpsertWriter
+        from airflow_provider_crm.bulk.writers.kustomer import KustomerUpsertWriter
 
         return KustomerUpsertWriter(hook, self.klass_name)
 
@@ -214,7 +214,7 @@ class KaitenBulkUpdateCustomersOperator(BulkWriteOperator):
         return KaitenHook(kaiten_conn_id=self.kaiten_conn_id)
 
     def make_writer(self, hook: Any) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers import KaitenWriter
+        from airflow_provider_crm.bulk.writers.kaiten import KaitenWriter
 
         return KaitenWriter(hook)
 
@@ -232,7 +232,7 @@ class MicroBaseBulkUpdateCustomersOperator(BulkWriteOperator):
         return MicroBaseHook(microbase_conn_id=self.microbase_conn_id)
 
     def make_writer(self, hook: Any) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers import MicroBaseWriter
+        from airflow_provider_crm.bulk.writers.microbase import MicroBaseWriter
 
         return MicroBaseWriter(hook)
 
@@ -271,7 +271,7 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
         return HubSpotHook(hubspot_conn_id=self.hubspot_conn_id)
 
     def make_writer(self, hook: Any) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers import HubSpotBatchWriter
+        from airflow_provider_crm.bulk.writers.hubspot import HubSpotBatchWriter
 
         return HubSpotBatchWriter(
             hook,
