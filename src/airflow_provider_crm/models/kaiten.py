@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from airflow_provider_crm.models.body import RequestBody
+
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
 DOMAIN_PATTERN = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$"
 
@@ -25,7 +27,7 @@ class CustomerSlug(BaseModel):
     customer_slug: Slug
 
 
-class CustomerReplacement(BaseModel):
+class CustomerReplacement(RequestBody):
     """Body of ``PUT /customers/{slug}``: every field it does not carry is cleared by Kaiten."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -35,11 +37,6 @@ class CustomerReplacement(BaseModel):
         default=None, serialization_alias="externalCustomerId"
     )
     domain: Domain | None = None
-
-    def to_body(self) -> dict[str, Any]:
-        """Null fields are left out: the body schema refuses explicit nulls for some of them."""
-        dumped = self.model_dump(by_alias=True, mode="json")
-        return {key: value for key, value in dumped.items() if value is not None}
 
 
 class KaitenCustomer(BaseModel):

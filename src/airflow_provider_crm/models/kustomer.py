@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr
 
+from airflow_provider_crm.models.body import RequestBody
 from airflow_provider_crm.models.validation import EntryError
 from airflow_provider_crm.models.values import iso_with_offset
 
@@ -177,7 +178,7 @@ Images = Annotated[
 Revision = Annotated[StrictInt, Field(ge=0)]
 
 
-class _KObjectFields(BaseModel):
+class _KObjectFields(RequestBody):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     external_id: ShortText | None = Field(default=None, serialization_alias="externalId")
@@ -189,11 +190,6 @@ class _KObjectFields(BaseModel):
     custom: CustomAttributes | None = None
     created_at: IsoDateTime | None = Field(default=None, serialization_alias="createdAt")
     imported_at: IsoDateTime | None = Field(default=None, serialization_alias="importedAt")
-
-    def to_body(self) -> dict[str, Any]:
-        """The JSON body: fields left ``None`` are not sent (``null`` inside ``custom`` is)."""
-        dumped = self.model_dump(by_alias=True, mode="json")
-        return {key: value for key, value in dumped.items() if value is not None}
 
 
 class KObjectCreate(_KObjectFields):

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
+from airflow_provider_crm.models.body import RequestBody
+
 # Close to what the service's ``isemail`` check accepts: a dot-atom local part of RFC 5322 atext (isemail
 # refuses its "specials", see skeggse/isemail lib/index.js), a dotted host name, at most 254 characters
 # with at most 64 before the @. Quoted local parts and non-ASCII addresses, which isemail may accept, are
@@ -37,7 +39,7 @@ def cell_type(column: str) -> str | None:
     return "list" if column == "tags" else None
 
 
-class CustomerUpdate(BaseModel):
+class CustomerUpdate(RequestBody):
     """Arguments of ``customer.update``; fields left ``None`` are not sent (and keep their value)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -70,10 +72,6 @@ class CustomerUpdate(BaseModel):
         if not self.to_body().keys() - {"id"}:
             raise ValueError("nothing to update; give email, first_name, last_name, status or tags")
         return self
-
-    def to_body(self) -> dict[str, Any]:
-        dumped = self.model_dump(by_alias=True, mode="json")
-        return {key: value for key, value in dumped.items() if value is not None}
 
 
 class MicroBaseCustomer(BaseModel):
