@@ -96,6 +96,24 @@ class CrmApiError(CrmError):
             self.args = (self._render(),)
 
 
+def restated(error: CrmApiError, message: str, cls: type[CrmApiError] | None = None) -> CrmApiError:
+    """A new error saying ``message`` (as ``cls``, by default the same class), keeping the vendor's facts.
+
+    Hooks use it to say more than the wire did (which record, what to do) without changing an
+    exception that was already raised; raise it ``from error``.
+    """
+    return (cls or type(error))(
+        message,
+        vendor=error.vendor,
+        status=error.status,
+        code=error.code,
+        request_id=error.request_id,
+        retry_after=error.retry_after,
+        details=error.details,
+        body_excerpt=error.body_excerpt,
+    )
+
+
 class CrmBadRequestError(CrmApiError):
     """400/422: the vendor refused the request as invalid; retrying will not help."""
 
