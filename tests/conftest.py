@@ -11,6 +11,7 @@ import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,25 +49,18 @@ def _sandbox_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, vendor: str
     return use_connection(monkeypatch, f"{vendor}_default", conn)
 
 
-@pytest.fixture
-def kustomer_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
-    """``kustomer_default`` pointing at the sandbox (read timeout 2 s, so timeouts test fast)."""
-    return _sandbox_conn(sandbox, monkeypatch, "kustomer")
+def _vendor_conn_fixture(vendor: str) -> Any:
+    def fixture(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
+        return _sandbox_conn(sandbox, monkeypatch, vendor)
+
+    fixture.__doc__ = f"``{vendor}_default`` pointing at the sandbox (read timeout 2 s, so timeouts test fast)."
+    return pytest.fixture(fixture, name=f"{vendor}_conn")
 
 
-@pytest.fixture
-def kaiten_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
-    return _sandbox_conn(sandbox, monkeypatch, "kaiten")
-
-
-@pytest.fixture
-def microbase_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
-    return _sandbox_conn(sandbox, monkeypatch, "microbase")
-
-
-@pytest.fixture
-def hubspot_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
-    return _sandbox_conn(sandbox, monkeypatch, "hubspot")
+kustomer_conn = _vendor_conn_fixture("kustomer")
+kaiten_conn = _vendor_conn_fixture("kaiten")
+microbase_conn = _vendor_conn_fixture("microbase")
+hubspot_conn = _vendor_conn_fixture("hubspot")
 
 
 @pytest.fixture(scope="session")

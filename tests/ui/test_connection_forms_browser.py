@@ -93,37 +93,24 @@ def _hubspot_oauth(sandbox: Sandbox) -> dict[str, str]:
     }
 
 
+def _token_case(vendor: str, display_name: str, password_label: str, wrong_token: str) -> Case:
+    """A connection type whose credential is a token in the password field."""
+    return Case(
+        vendor=vendor,
+        display_name=display_name,
+        host_label="Base URL",
+        password_label=password_label,
+        standard=lambda s: {"host": s.base_url(vendor), "password": s.token(vendor)},
+        wrong_standard={"password": wrong_token},
+        ok_message=rf"^Connected to {display_name} at http://127\.0\.0\.1:\d+/{vendor}",
+        failed_message=rf"^{display_name} refused the credentials \(HTTP 401\)",
+    )
+
+
 CASES = [
-    Case(
-        vendor="kustomer",
-        display_name="Kustomer",
-        host_label="Base URL",
-        password_label="API key",
-        standard=lambda s: {"host": s.base_url("kustomer"), "password": s.token("kustomer")},
-        wrong_standard={"password": "wrong-kustomer-api-key"},
-        ok_message=r"^Connected to Kustomer at http://127\.0\.0\.1:\d+/kustomer",
-        failed_message=r"^Kustomer refused the credentials \(HTTP 401\)",
-    ),
-    Case(
-        vendor="kaiten",
-        display_name="Kaiten",
-        host_label="Base URL",
-        password_label="Access token",
-        standard=lambda s: {"host": s.base_url("kaiten"), "password": s.token("kaiten")},
-        wrong_standard={"password": "ksh_wrong_token_for_the_ui_test"},
-        ok_message=r"^Connected to Kaiten at http://127\.0\.0\.1:\d+/kaiten",
-        failed_message=r"^Kaiten refused the credentials \(HTTP 401\)",
-    ),
-    Case(
-        vendor="microbase",
-        display_name="MicroBase",
-        host_label="Base URL",
-        password_label="Bearer token, or client secret",
-        standard=lambda s: {"host": s.base_url("microbase"), "password": s.token("microbase")},
-        wrong_standard={"password": "wrong-microbase-token"},
-        ok_message=r"^Connected to MicroBase at http://127\.0\.0\.1:\d+/microbase",
-        failed_message=r"^MicroBase refused the credentials \(HTTP 401\)",
-    ),
+    _token_case("kustomer", "Kustomer", "API key", "wrong-kustomer-api-key"),
+    _token_case("kaiten", "Kaiten", "Access token", "ksh_wrong_token_for_the_ui_test"),
+    _token_case("microbase", "MicroBase", "Bearer token, or client secret", "wrong-microbase-token"),
     Case(
         # OAuth through the extra fields (two of them are secrets), no private app token.
         vendor="hubspot",
