@@ -43,7 +43,7 @@ class CrmApiError(CrmError):
     """The vendor answered with an error."""
 
     connection_hint: str = ""
-    """What to fix in the Airflow connection, once :meth:`name_connection` has named it."""
+    """What to fix in the Airflow connection ``conn_id``; said only when the error names a connection."""
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class CrmApiError(CrmError):
         retry_after: float | None = None,
         details: Any = None,
         body_excerpt: str = "",
+        conn_id: str | None = None,
     ) -> None:
         self.vendor = vendor
         self.status = status
@@ -65,7 +66,7 @@ class CrmApiError(CrmError):
         self.details = details
         self.body_excerpt = body_excerpt
         self.message = message
-        self.conn_id: str | None = None
+        self.conn_id = conn_id
         super().__init__(self._render())
 
     @property
@@ -89,18 +90,13 @@ class CrmApiError(CrmError):
             text += " — " + self.connection_hint.format(conn_id=repr(self.conn_id))
         return text
 
-    def name_connection(self, conn_id: str) -> None:
-        """Say in the message which Airflow connection to fix; the first connection named wins."""
-        if self.conn_id is None:
-            self.conn_id = conn_id
-            self.args = (self._render(),)
-
 
 def restated(error: CrmApiError, message: str, cls: type[CrmApiError] | None = None) -> CrmApiError:
     """A new error saying ``message`` (as ``cls``, by default the same class), keeping the vendor's facts.
 
     Hooks use it to say more than the wire did (which record, what to do) without changing an
-    exception that was already raised; raise it ``from error``.
+    exception that was already raised; raise it ``from error``. The Airflow connection the error
+    names is kept, so a restated 401 or 403 still says which connection to fix.
     """
     return (cls or type(error))(
         message,
@@ -111,6 +107,7 @@ def restated(error: CrmApiError, message: str, cls: type[CrmApiError] | None = N
         retry_after=error.retry_after,
         details=error.details,
         body_excerpt=error.body_excerpt,
+        conn_id=error.conn_id,
     )
 
 
@@ -149,10 +146,11 @@ class CrmServerError(CrmApiError):
 class CrmConnectionError(CrmError):
     """The request failed on the network before any response arrived."""
 
-    def __init__(self, message: str, *, vendor: str, sent: bool) -> None:
+    def __init__(self, message: str, *, vendor: str, sent: bool, cause: BaseException | None = None) -> None:
         self.vendor = vendor
         self.sent = sent
         super().__init__(f"{vendor}: {message}")
+        self.__cause__ = cause  # the network library's error, as ``raise ... from cause`` would chain it
 
 
 class CrmOutcomeUnknownError(CrmError):

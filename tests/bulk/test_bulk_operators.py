@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,10 +18,12 @@ from airflow_provider_crm.operators.bulk import (
     MicroBaseBulkUpdateCustomersOperator,
 )
 from airflow_provider_crm.sandbox import RateLimit, Sandbox, ServerError
+from tests.helpers import read_jsonl
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+def create_orders(**options: Any) -> KustomerBulkCreateKObjectsOperator:
+    """The Kustomer bulk create of ``orders`` KObjects, run in-process (``execute({})``)."""
+    return KustomerBulkCreateKObjectsOperator(task_id="t", klass_name="orders", **options)
 
 
 def kustomer_records(n: int, bad: set[int] = frozenset()) -> list[dict]:  # type: ignore[assignment]
@@ -34,9 +37,7 @@ def test_ledger_accounts_for_every_record(kustomer_conn: str, sandbox: Sandbox, 
     sandbox.kustomer.seed("orders", {"title": "exists", "externalId": "r-3"})
     records = [*kustomer_records(8, bad={5}), "not an object", {"title": "no key", "colour": "red"}]
     ledger, dead = tmp_path / "ledger.jsonl", tmp_path / "dead.jsonl"
-    op = KustomerBulkCreateKObjectsOperator(
-        task_id="t",
-        klass_name="orders",
+    op = create_orders(
         records=records,
         ledger_path=str(ledger),
         dead_letter_path=str(dead),
@@ -62,9 +63,7 @@ def test_ledger_accounts_for_every_record(kustomer_conn: str, sandbox: Sandbox, 
 
 def test_fail_policy_stops_at_the_first_rejection(kustomer_conn: str, sandbox: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.jsonl"
-    op = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name="orders", records=kustomer_records(50, bad={2}), ledger_path=str(ledger), max_workers=1
-    )
+    op = create_orders(records=kustomer_records(50, bad={2}), ledger_path=str(ledger), max_workers=1)
     with pytest.raises(BulkRejectedError, match="on_record_error='fail'"):
         op.execute({})
     lines = read_jsonl(ledger)
@@ -75,9 +74,7 @@ def test_fail_policy_stops_at_the_first_rejection(kustomer_conn: str, sandbox: S
 
 @pytest.mark.parametrize(("ratio", "fails"), [(0.05, True), (0.2, False)])
 def test_max_reject_ratio(kustomer_conn: str, sandbox: Sandbox, ratio: float, fails: bool) -> None:
-    op = KustomerBulkCreateKObjectsOperator(
-        task_id="t",
-        klass_name="orders",
+    op = create_orders(
         records=kustomer_records(20, bad={1, 7}),
         on_record_error="warn",
         max_reject_ratio=ratio,
@@ -91,9 +88,7 @@ def test_max_reject_ratio(kustomer_conn: str, sandbox: Sandbox, ratio: float, fa
 
 
 def test_all_rejected_always_fails(kustomer_conn: str, sandbox: Sandbox) -> None:
-    op = KustomerBulkCreateKObjectsOperator(
-        task_id="t",
-        klass_name="orders",
+    op = create_orders(
         records=kustomer_records(3, bad={0, 1, 2}),
         on_record_error="skip",
         max_reject_ratio=1.0,
@@ -127,9 +122,7 @@ def test_dead_letter_replays_through_the_same_operator(microbase_conn: str, sand
 
 def test_dry_run_writes_nothing(kustomer_conn: str, kaiten_conn: str, sandbox: Sandbox, tmp_path: Path) -> None:
     sandbox.kustomer.seed("orders", {"title": "exists", "externalId": "r-1"})
-    report = KustomerBulkCreateKObjectsOperator(
-        task_id="t",
-        klass_name="orders",
+    report = create_orders(
         records=kustomer_records(3, bad={2}),
         dry_run=True,
         dead_letter_path=str(tmp_path / "dead.jsonl"),
@@ -164,9 +157,7 @@ def test_kaiten_bulk_keeps_absent_fields_clears_nulls_and_skips_no_ops(kaiten_co
 def test_jsonl_and_csv_sources(kustomer_conn: str, sandbox: Sandbox, tmp_path: Path) -> None:
     jsonl = tmp_path / "in.jsonl"
     jsonl.write_text("\n".join(json.dumps(r) for r in kustomer_records(3)) + "\n\n{broken\n")
-    summary = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name="orders", source=str(jsonl), on_record_error="skip", max_reject_ratio=0.5
-    ).execute({})
+    summary = create_orders(source=str(jsonl), on_record_error="skip", max_reject_ratio=0.5).execute({})
     assert (summary["created"], summary["rejected"]) == (3, 1)
 
     path = tmp_path / "in.csv"
@@ -218,9 +209,7 @@ def test_hubspot_bulk_update_uses_batches_and_reports_each_failure(
 def test_429s_slow_the_run_but_lose_nothing(kustomer_conn: str, sandbox: Sandbox) -> None:
     sandbox.inject("kustomer", RateLimit(retry_after=0.2, count=6, method="POST"))
     sandbox.inject("kustomer", ServerError(status=503, count=2, method="POST"))
-    summary = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name="orders", records=kustomer_records(30)
-    ).execute({})
+    summary = create_orders(records=kustomer_records(30)).execute({})
     assert summary["created"] == 30 and summary["rejected"] == 0
     assert summary["rate_limited"] >= 1
     assert len(sandbox.state("kustomer").kobjects("orders")) == 30
@@ -234,9 +223,7 @@ def test_bad_policy_settings_fail_at_parse_time() -> None:
 
 
 def test_dry_run_reports_every_record_even_with_the_fail_policy(kustomer_conn: str, sandbox: Sandbox) -> None:
-    report = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name="orders", records=kustomer_records(6, bad={0, 3}), dry_run=True, max_workers=1
-    ).execute({})
+    report = create_orders(records=kustomer_records(6, bad={0, 3}), dry_run=True, max_workers=1).execute({})
     assert (report["would_create"], report["invalid"]) == (4, 2)
     assert "not_attempted" not in report
     assert sandbox.writes("kustomer") == []

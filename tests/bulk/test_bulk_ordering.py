@@ -28,8 +28,8 @@ from airflow_provider_crm.bulk.sources import BadRecord
 from airflow_provider_crm.bulk.writers.hubspot import HubSpotBatchWriter
 from airflow_provider_crm.operators.bulk import HubSpotBulkUpdateOrdersOperator
 from airflow_provider_crm.sandbox import Latency, Sandbox
-from airflow_provider_crm.sandbox.hubspot import HubSpotApp
-from airflow_provider_crm.sandbox.kaiten import KaitenApp
+from airflow_provider_crm.sandbox.vendors.hubspot.app import HubSpotApp
+from airflow_provider_crm.sandbox.vendors.kaiten.app import KaitenApp
 from tests.helpers import task_states, xcom_values
 
 # -- Kaiten in Airflow ---------------------------------------------------------------------------

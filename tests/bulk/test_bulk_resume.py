@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,18 +42,25 @@ def kobject_ids(sandbox: Sandbox) -> list[str]:
     return [sandbox.kustomer.seed("orders", {"title": f"Order {i}"})["id"] for i in range(10)]
 
 
+def run_with_seventh_write_refused(
+    run_dag: Any, sandbox: Sandbox, kobject_ids: list[str], tmp_path: Path
+) -> tuple[Any, Counter[str], Path]:
+    """Update every seeded KObject; the 7th write meets an auth failure, which stops the run (it would
+    hit every record alike) and the task's retry finishes. Returns the run, PUTs per id, the ledger."""
+    records = [{"id": kobject_id, "custom": {"syncedBool": True}} for kobject_id in kobject_ids]
+    sandbox.inject("kustomer", HttpStatus(status=401, method="PUT", path_pattern=f"/{kobject_ids[6]}$"))
+    ledger = tmp_path / "ledger.jsonl"
+    run = run_dag(DAG.replace("RECORDS", repr(records)).replace("LEDGER", repr(str(ledger))))
+    return run, Counter(e.path.rsplit("/", 1)[-1] for e in sandbox.writes("kustomer")), ledger
+
+
 @requires_airflow_3_3("context['task_state_store'] (durable progress across task tries)")
 def test_retry_skips_records_already_written(
     run_dag, sandbox: Sandbox, kustomer_conn: str, kobject_ids: list[str], tmp_path: Path
 ) -> None:
-    records = [{"id": kobject_id, "custom": {"syncedBool": True}} for kobject_id in kobject_ids]
-    # The 7th write meets an auth failure, which stops the run (it would hit every record alike).
-    sandbox.inject("kustomer", HttpStatus(status=401, method="PUT", path_pattern=f"/{kobject_ids[6]}$"))
-    ledger = tmp_path / "ledger.jsonl"
-    run = run_dag(DAG.replace("RECORDS", repr(records)).replace("LEDGER", repr(str(ledger))))
+    run, puts, ledger = run_with_seventh_write_refused(run_dag, sandbox, kobject_ids, tmp_path)
 
     assert task_states(run) == {"sync": "success"}
-    puts = Counter(e.path.rsplit("/", 1)[-1] for e in sandbox.writes("kustomer"))
     assert [puts[i] for i in kobject_ids[:6]] == [1] * 6, "the retry sent nothing written before the failure"
     assert puts[kobject_ids[6]] == 2, "the failed record was sent again"
     # A record already in flight when the run stopped may be sent once more (PUT is idempotent).
@@ -70,13 +78,9 @@ def test_retry_skips_records_already_written(
 def test_retry_resends_every_record_without_a_state_store(
     run_dag, sandbox: Sandbox, kustomer_conn: str, kobject_ids: list[str], tmp_path: Path
 ) -> None:
-    records = [{"id": kobject_id, "custom": {"syncedBool": True}} for kobject_id in kobject_ids]
-    sandbox.inject("kustomer", HttpStatus(status=401, method="PUT", path_pattern=f"/{kobject_ids[6]}$"))
-    ledger = tmp_path / "ledger.jsonl"
-    run = run_dag(DAG.replace("RECORDS", repr(records)).replace("LEDGER", repr(str(ledger))))
+    run, puts, ledger = run_with_seventh_write_refused(run_dag, sandbox, kobject_ids, tmp_path)
 
     assert task_states(run) == {"sync": "success"}
-    puts = Counter(e.path.rsplit("/", 1)[-1] for e in sandbox.writes("kustomer"))
     assert [puts[i] for i in kobject_ids[:7]] == [2] * 7, "the retry sent the first try's records again"
     assert all(1 <= puts[i] <= 2 for i in kobject_ids[7:])
     kobjects = sandbox.state("kustomer").kobjects("orders")

@@ -7,7 +7,6 @@ the ledger and dead letter (what we say happened), and counts the records where 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,22 +19,11 @@ from airflow_provider_crm.models.hubspot import BatchIncompleteError, value_held
 from airflow_provider_crm.operators.bulk import HubSpotBulkUpdateOrdersOperator, HubSpotBulkUpsertOrdersOperator
 from airflow_provider_crm.sandbox import Chaos, DropAfterStore, Sandbox, ServerError
 from airflow_provider_crm.sandbox.chaos import CHAOS_KINDS
-from airflow_provider_crm.sandbox.hubspot import HubSpotApp
 from tests.conftest import use_connection
-from tests.helpers import task_states, xcom_values
+from tests.helpers import hubspot_app, hubspot_app_answering, read_jsonl, task_states, xcom_values
 
 UPDATE = "/crm/v3/objects/orders/batch/update"
 READ = "/crm/v3/objects/orders/batch/read"
-
-
-def hubspot_app(sandbox: Sandbox) -> HubSpotApp:
-    app = sandbox.app("hubspot")
-    assert isinstance(app, HubSpotApp)
-    return app
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 def holds(sandbox: Sandbox, record: dict[str, Any]) -> bool:
@@ -66,6 +54,13 @@ def disagreements(sandbox: Sandbox, records: list[dict[str, Any]], ledger: list[
 
 def update_requests(sandbox: Sandbox) -> list[Any]:
     return [e for e in sandbox.writes("hubspot") if e.path == UPDATE]
+
+
+def update_operator(
+    records: list[dict[str, Any]], ledger_path: Path, **options: Any
+) -> HubSpotBulkUpdateOrdersOperator:
+    """The bulk update over ``records``, run in-process, writing its ledger to ``ledger_path``."""
+    return HubSpotBulkUpdateOrdersOperator(task_id="t", records=records, ledger_path=str(ledger_path), **options)
 
 
 # -- the run in Airflow -------------------------------------------------------------------------
@@ -146,9 +141,7 @@ def test_one_bad_value_and_repeated_orders_cost_only_the_bad_record(
 def test_nothing_applied_is_ever_rejected_whatever_the_207_looks_like(
     sandbox: Sandbox, hubspot_conn: str, tmp_path: Path, style: str
 ) -> None:
-    app = hubspot_app(sandbox)
-    app.configure({"batch_errors": style})
-    app.add_property("kustomer_kobject_id", "string", unique=True)
+    app = hubspot_app_answering(sandbox, style)
     ids = [app.seed({"hs_order_name": f"o{i}"}) for i in range(40)]
     app.seed({"kustomer_kobject_id": "taken"})
     records: list[dict[str, Any]] = [{"id": i, "properties": {"hs_fulfillment_status": "packed"}} for i in ids]
@@ -156,13 +149,12 @@ def test_nothing_applied_is_ever_rejected_whatever_the_207_looks_like(
     records[17] = {"id": ids[17], "properties": {"kustomer_kobject_id": "taken"}}  # value held by another
     records[30] = {"id": ids[30], "properties": {"hs_is_gift": "maybe"}}  # invalid: refused whole
     ledger_path, dead_path = tmp_path / "ledger.jsonl", tmp_path / "dead.jsonl"
-    summary = HubSpotBulkUpdateOrdersOperator(
-        task_id="t",
-        records=records,
+    summary = update_operator(
+        records,
+        ledger_path,
         batch_size=20,
         on_record_error="warn",
         max_reject_ratio=0.5,
-        ledger_path=str(ledger_path),
         dead_letter_path=str(dead_path),
     ).execute({})
     ledger = read_jsonl(ledger_path)
@@ -190,7 +182,7 @@ def test_a_batch_applied_but_never_answered_is_read_back_as_written(
     sandbox.inject("hubspot", DropAfterStore(count=2, path_pattern="/batch/update$"))
     records = [{"id": i, "properties": {"hs_order_name": f"n{n}"}} for n, i in enumerate(ids)]
     ledger_path = tmp_path / "ledger.jsonl"
-    summary = HubSpotBulkUpdateOrdersOperator(task_id="t", records=records, ledger_path=str(ledger_path)).execute({})
+    summary = update_operator(records, ledger_path).execute({})
     assert (summary["updated"], summary["rejected"]) == (10, 0)
     assert [e.status for e in update_requests(sandbox)] == [None, None], "stored twice, answered never"
     assert [len(e.body["inputs"]) for e in sandbox.writes("hubspot") if e.path == READ] == [10]
@@ -210,13 +202,8 @@ def test_a_batch_hubspot_failed_on_is_rejected_after_reading_back(
     records[4]["properties"]["hs_order_name"] = "o4"  # HubSpot already holds it: nothing to redo
     ledger_path, dead_path = tmp_path / "ledger.jsonl", tmp_path / "dead.jsonl"
     with pytest.raises(BulkRejectedError) as caught:  # records owed after a server error fail the task
-        HubSpotBulkUpdateOrdersOperator(
-            task_id="t",
-            records=records,
-            on_record_error="skip",
-            max_reject_ratio=1.0,
-            ledger_path=str(ledger_path),
-            dead_letter_path=str(dead_path),
+        update_operator(
+            records, ledger_path, on_record_error="skip", max_reject_ratio=1.0, dead_letter_path=str(dead_path)
         ).execute({})
     assert (caught.value.rejected, caught.value.retry_later, caught.value.retryable) == (9, 9, True)
     ledger = read_jsonl(ledger_path)
@@ -237,7 +224,7 @@ def test_a_spent_daily_limit_mid_batch_stops_the_run_and_says_what_was_written(
     # Requests: all 20 (400), 0-9 (200), 10-19 (400), then the daily limit is spent.
     app.configure({"daily_limit": 3})
     ledger_path = tmp_path / "ledger.jsonl"
-    operator = HubSpotBulkUpdateOrdersOperator(task_id="t", records=records, ledger_path=str(ledger_path))
+    operator = update_operator(records, ledger_path)
     with pytest.raises(BatchIncompleteError, match=r"10 input\(s\) written") as caught:
         operator.execute({})
     assert isinstance(caught.value.cause, CrmRateLimitError) and caught.value.cause.code == "DAILY"
@@ -263,14 +250,7 @@ def test_under_chaos_every_record_is_told_as_hubspot_holds_it(
     mix = {kind: 1.0 for kind in CHAOS_KINDS if kind != "slow"}
     sandbox.chaos("hubspot", Chaos(seed=11, rate=0.35, mix=mix, path_pattern="/batch/update$"))
     ledger_path = tmp_path / "ledger.jsonl"
-    operator = HubSpotBulkUpdateOrdersOperator(
-        task_id="t",
-        records=records,
-        batch_size=10,
-        on_record_error="skip",
-        max_reject_ratio=1.0,
-        ledger_path=str(ledger_path),
-    )
+    operator = update_operator(records, ledger_path, batch_size=10, on_record_error="skip", max_reject_ratio=1.0)
     try:
         operator.execute({})
     except BulkRejectedError as exc:  # records refused for a reason that can pass fail the task, to be retried

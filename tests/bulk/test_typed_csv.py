@@ -21,7 +21,7 @@ from airflow_provider_crm.errors import CrmValidationError
 from airflow_provider_crm.models import kustomer, microbase
 from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator
 from airflow_provider_crm.sandbox import Sandbox
-from tests.helpers import task_states, xcom_values
+from tests.helpers import read_jsonl, task_states, xcom_values
 
 KLASS = "ecomm-order"
 ORDER_ID = "5822a4a5aa5f92110005d69a"
@@ -42,10 +42,6 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> str:
         writer.writerow(header)
         writer.writerows(rows)
     return str(path)
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
 KUSTOMER_DAG = """

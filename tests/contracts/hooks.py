@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -33,3 +34,14 @@ def check_api_error(error: CrmApiError, vendor: str, expected: dict[str, Any]) -
         assert error.retry_after == expected["retry_after"]
     for fragment in expected.get("mentions", []):
         assert fragment in str(error)
+
+
+def call_as_documented(hook: Any, spec: dict[str, Any], vendor: str, check: Callable[[Any, Any], None]) -> None:
+    """Make the call a sample's ``hook`` block names; check the typed error it raises, or what it returns."""
+    call = getattr(hook, spec["call"])
+    if "raises" in spec:
+        with pytest.raises(CrmApiError) as caught:
+            call(**spec["args"])
+        check_api_error(caught.value, vendor, spec["raises"])
+    else:
+        check(call(**spec["args"]), spec["returns"])

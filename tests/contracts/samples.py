@@ -26,6 +26,8 @@ from typing import Any
 from tests.contracts.replay import Canned
 
 HERE = Path(__file__).resolve().parent
+SANDBOX_TIMEOUT = 10
+"""Seconds a contract test waits for the sandbox's answer."""
 
 
 @dataclass(frozen=True)
@@ -74,3 +76,8 @@ def load(vendor: str) -> list[Sample]:
 def canned(sample: Sample) -> Canned:
     """The sample's response, ready for :class:`~tests.contracts.replay.ReplayServer`."""
     return Canned(sample.status, sample.body, sample.response.get("headers"))
+
+
+def by_name(samples: list[Sample]) -> dict[str, Sample]:
+    """Samples by file name, for tests that replay several answers in a row."""
+    return {sample.name: sample for sample in samples}

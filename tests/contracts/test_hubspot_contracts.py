@@ -18,28 +18,22 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_crm import errors
 from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.models.hubspot import BatchResult, HubSpotObject
 from airflow_provider_crm.sandbox import HttpStatus, RateLimit, Sandbox, ServerError
-from airflow_provider_crm.sandbox.hubspot import HubSpotApp
-from tests.contracts.hooks import check_api_error, replay_connection
+from airflow_provider_crm.sandbox.vendors.hubspot.app import HubSpotApp
+from tests.contracts.hooks import call_as_documented, replay_connection
 from tests.contracts.replay import ReplayServer
-from tests.contracts.samples import Sample, canned, load
+from tests.contracts.samples import SANDBOX_TIMEOUT, Sample, by_name, canned, load
 from tests.contracts.shape import shape_mismatches
 
 SAMPLES = load("hubspot")
-BY_NAME = {sample.name: sample for sample in SAMPLES}
+BY_NAME = by_name(SAMPLES)
 TOKEN = "pat-na1-contract-token-0123456789"
-TIMEOUT = 10
 
 
 def replay_hook(monkeypatch: pytest.MonkeyPatch, server: ReplayServer) -> HubSpotHook:
     return HubSpotHook(hubspot_conn_id=replay_connection(monkeypatch, server, "hubspot", TOKEN))
-
-
-def check_raised(error: errors.CrmApiError, expected: dict[str, Any]) -> None:
-    check_api_error(error, "HubSpot", expected)
 
 
 def check_returned(result: Any, expected: dict[str, Any]) -> None:
@@ -63,13 +57,7 @@ def test_hook_reads_the_documented_answer(sample: Sample, monkeypatch: pytest.Mo
     spec = sample.hook
     answers = [canned(BY_NAME[name]) for name in spec.get("replay", [sample.name])]
     with ReplayServer(*answers) as server:
-        call = getattr(replay_hook(monkeypatch, server), spec["call"])
-        if "raises" in spec:
-            with pytest.raises(errors.CrmApiError) as caught:
-                call(**spec["args"])
-            check_raised(caught.value, spec["raises"])
-        else:
-            check_returned(call(**spec["args"]), spec["returns"])
+        call_as_documented(replay_hook(monkeypatch, server), spec, "HubSpot", check_returned)
     received = server.received
     assert all(r.headers["Authorization"] == f"Bearer {TOKEN}" for r in received)
     assert len(received) == len(answers) if "replay" in spec else len(received) == 1
@@ -128,7 +116,7 @@ def _sandbox_request(sandbox: Sandbox, sample: Sample) -> requests.Response:
         params=request.get("query"),
         json=body,
         headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT,
+        timeout=SANDBOX_TIMEOUT,
     )
 
 

@@ -15,24 +15,19 @@ import requests
 from airflow_provider_crm import errors
 from airflow_provider_crm.hooks.kaiten import KaitenHook
 from airflow_provider_crm.sandbox import RateLimit, Sandbox, ServerError
-from airflow_provider_crm.sandbox.kaiten import KaitenApp
-from tests.contracts.hooks import check_api_error, replay_connection
+from airflow_provider_crm.sandbox.vendors.kaiten.app import KaitenApp
+from tests.contracts.hooks import call_as_documented, replay_connection
 from tests.contracts.replay import ReplayServer
-from tests.contracts.samples import Sample, canned, load
+from tests.contracts.samples import SANDBOX_TIMEOUT, Sample, by_name, canned, load
 from tests.contracts.shape import shape_mismatches
 
 SAMPLES = load("kaiten")
-BY_NAME = {sample.name: sample for sample in SAMPLES}
+BY_NAME = by_name(SAMPLES)
 TOKEN = "ksh_contract_token_0123456789"
-TIMEOUT = 10
 
 
 def replay_hook(monkeypatch: pytest.MonkeyPatch, server: ReplayServer) -> KaitenHook:
     return KaitenHook(kaiten_conn_id=replay_connection(monkeypatch, server, "kaiten", TOKEN))
-
-
-def check_raised(error: errors.CrmApiError, expected: dict[str, Any]) -> None:
-    check_api_error(error, "Kaiten", expected)
 
 
 def check_returned(result: Any, expected: Any) -> None:
@@ -48,13 +43,7 @@ def check_returned(result: Any, expected: Any) -> None:
 def test_hook_reads_the_documented_answer(sample: Sample, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = sample.hook
     with ReplayServer(canned(sample)) as server:
-        call = getattr(replay_hook(monkeypatch, server), spec["call"])
-        if "raises" in spec:
-            with pytest.raises(errors.CrmApiError) as caught:
-                call(**spec["args"])
-            check_raised(caught.value, spec["raises"])
-        else:
-            check_returned(call(**spec["args"]), spec["returns"])
+        call_as_documented(replay_hook(monkeypatch, server), spec, "Kaiten", check_returned)
     [received] = server.received
     assert received.headers["Authorization"] == f"Bearer {TOKEN}"
     assert (received.method, received.path) == (sample.request["method"], sample.request["path"])
@@ -86,7 +75,7 @@ def _sandbox_request(sandbox: Sandbox, sample: Sample) -> requests.Response:
     headers = {"Authorization": f"Bearer {token or block['token']}"} | payload.pop("headers", {})
     url = sandbox.base_url("kaiten") + request["path"]
     return requests.request(
-        request["method"], url, params=request.get("query"), headers=headers, timeout=TIMEOUT, **payload
+        request["method"], url, params=request.get("query"), headers=headers, timeout=SANDBOX_TIMEOUT, **payload
     )
 
 

@@ -22,7 +22,7 @@ from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.sandbox import Sandbox
 from tests.conftest import use_connection
 from tests.contracts.replay import Canned, ReplayServer
-from tests.contracts.samples import Sample, canned, load
+from tests.contracts.samples import SANDBOX_TIMEOUT, Sample, canned, load
 from tests.contracts.shape import shape_mismatches
 
 SAMPLES = load("kustomer")
@@ -37,7 +37,6 @@ def _documents_error_status(sample: Sample) -> bool:
 JSONAPI_ERROR_SAMPLES = [sample for sample in SAMPLES if _documents_error_status(sample)]
 CONN_ID = "kustomer_contract"
 TOKEN = "contract-token"
-TIMEOUT = 5
 
 
 def _call(hook: KustomerHook, plan: dict[str, Any]) -> Any:
@@ -91,7 +90,7 @@ def test_sandbox_answers_in_the_documented_shape(sample: Sample, sandbox: Sandbo
         sandbox.base_url("kustomer") + path,
         json=request.get("body"),
         headers={"Authorization": f"Bearer {token}"},
-        timeout=TIMEOUT,
+        timeout=SANDBOX_TIMEOUT,
     )
 
     assert response.status_code == sample.status, response.text

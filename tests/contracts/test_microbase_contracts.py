@@ -18,12 +18,11 @@ from airflow_provider_crm.hooks.microbase import MicroBaseHook
 from airflow_provider_crm.sandbox import Sandbox, fault_from_dict
 from tests.conftest import use_connection
 from tests.contracts.replay import ReplayServer
-from tests.contracts.samples import Sample, canned, load
+from tests.contracts.samples import SANDBOX_TIMEOUT, Sample, canned, load
 from tests.contracts.shape import shape_mismatches
 
 SAMPLES = load("microbase")
 TOKEN = "contract-token-0123456789"
-TIMEOUT = 5
 
 
 def _ids(samples: list[Sample]) -> list[str]:
@@ -116,7 +115,7 @@ def test_sandbox_answers_like_the_vendor(sample: Sample, sandbox: Sandbox) -> No
         sandbox.base_url("microbase") + sample.request["path"],
         json=sample.request["body"],
         headers=headers,
-        timeout=TIMEOUT,
+        timeout=SANDBOX_TIMEOUT,
     )
 
     assert response.status_code == sample.status, response.text[:300]

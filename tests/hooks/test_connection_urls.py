@@ -7,7 +7,12 @@ from urllib.parse import quote
 
 import pytest
 
-from airflow_provider_crm.errors import CrmAuthenticationError, CrmConfigurationError, CrmPermissionError
+from airflow_provider_crm.errors import (
+    CrmAuthenticationError,
+    CrmConfigurationError,
+    CrmPermissionError,
+    restated,
+)
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.hooks.kaiten import KaitenHook
@@ -174,7 +179,7 @@ def test_the_test_button_message_is_unchanged(sandbox: Sandbox, monkeypatch) -> 
 
 
 def test_an_error_names_the_first_connection_only() -> None:
-    error = CrmAuthenticationError("Unauthorized", vendor="Kustomer", status=401)
-    error.name_connection("inner")
-    error.name_connection("outer")
+    """The connection is named when the error is built; restating it elsewhere keeps that name."""
+    inner = CrmAuthenticationError("Unauthorized", vendor="Kustomer", status=401, conn_id="inner")
+    error = restated(inner, inner.message)
     assert str(error) == "Kustomer HTTP 401: Unauthorized — check the credentials in Airflow connection 'inner'"

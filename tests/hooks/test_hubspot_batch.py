@@ -20,7 +20,7 @@ from airflow_provider_crm.models.hubspot import (
     value_held,
 )
 from airflow_provider_crm.sandbox import Sandbox
-from airflow_provider_crm.sandbox.hubspot import HubSpotApp
+from airflow_provider_crm.sandbox.vendors.hubspot.app import HubSpotApp
 from tests.conftest import use_connection
 from tests.contracts.replay import Canned, ReplayServer
 from tests.hooks.test_hubspot_hook import assert_sent_bodies_match_spec

@@ -9,16 +9,11 @@ from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.sandbox import DropAfterStore, DropBeforeStore, Sandbox
 from tests.conftest import use_connection
 from tests.contracts.replay import Canned, ReplayServer
+from tests.hooks.test_kustomer_hook import KLASS, kustomer_hook  # noqa: F401 (the ``hook`` fixture)
 
-KLASS = "ecomm-order"
 ORDER_ID = "5822a4a5aa5f92110005d69a"
 COMPANY = "5d811e40de762100130174a8"
 IMAGE = "https://cdn.example.com/hoodie.jpg"
-
-
-@pytest.fixture
-def hook(kustomer_conn: str) -> KustomerHook:
-    return KustomerHook(kustomer_conn_id=kustomer_conn)
 
 
 def puts(sandbox: Sandbox) -> list:

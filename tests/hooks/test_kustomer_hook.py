@@ -32,8 +32,9 @@ from airflow_provider_crm.sandbox import (
 KLASS = "ecomm-order"
 
 
-@pytest.fixture
-def hook(kustomer_conn: str) -> KustomerHook:
+@pytest.fixture(name="hook")
+def kustomer_hook(kustomer_conn: str) -> KustomerHook:
+    """A hook on ``kustomer_default``, which points at the sandbox (shared by the Kustomer hook tests)."""
     return KustomerHook(kustomer_conn_id=kustomer_conn)
 
 

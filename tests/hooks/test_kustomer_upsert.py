@@ -18,13 +18,7 @@ from airflow_provider_crm.models.kustomer_upsert import (
     plan_upsert,
 )
 from airflow_provider_crm.sandbox import DropAfterStore, DropBeforeStore, HttpStatus, Sandbox, ServerError
-
-KLASS = "ecomm-order"
-
-
-@pytest.fixture
-def hook(kustomer_conn: str) -> KustomerHook:
-    return KustomerHook(kustomer_conn_id=kustomer_conn)
+from tests.hooks.test_kustomer_hook import KLASS, kustomer_hook  # noqa: F401 (the ``hook`` fixture)
 
 
 def traffic(sandbox: Sandbox, since: int = 0) -> list[tuple[str, int | None]]:

@@ -10,18 +10,17 @@ from airflow_provider_crm._compat import redact
 from airflow_provider_crm.sandbox import Sandbox
 from tests.airflow_versions import DAG_TEST_OUTPUT_IS_MASKED
 from tests.helpers import task_states, xcom_values
+from tests.operators.conftest import dag_source
 from tests.security.task_logs import read_log_files, task_log_file
 
 KLASS = "ecomm-order"
 
-CHAIN = """
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_crm.operators.kustomer import (
-    KustomerCreateKObjectOperator, KustomerUpdateKObjectOperator,
+OPERATORS = (
+    "from airflow_provider_crm.operators.kustomer import KustomerCreateKObjectOperator, KustomerUpdateKObjectOperator"
 )
 
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+CHAIN = dag_source(
+    """
     create = KustomerCreateKObjectOperator(
         task_id="create",
         klass_name="ecomm-order",
@@ -36,7 +35,9 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
         custom={"statusStr": "shipped"},
     )
     create >> update
-"""
+    """,
+    OPERATORS,
+)
 
 
 def test_create_then_update_through_xcom(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
@@ -62,21 +63,15 @@ def test_bad_custom_attribute_fails_the_task_and_sends_nothing(run_dag, kustomer
 
 
 def test_partial_expand_maps_creates_and_updates(run_dag, kustomer_conn: str, sandbox: Sandbox) -> None:
-    source = """
-    import pendulum
-    from airflow.sdk import DAG
-    from airflow_provider_crm.operators.kustomer import (
-        KustomerCreateKObjectOperator, KustomerUpdateKObjectOperator,
-    )
-
-    with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
-        created = KustomerCreateKObjectOperator.partial(
-            task_id="create", klass_name="ecomm-order", title="Order {{ ti.map_index }}"
-        ).expand(external_id=["a", "b", "c"])
-        KustomerUpdateKObjectOperator.partial(
-            task_id="update", klass_name="ecomm-order", custom={"doneBool": True}
-        ).expand(kobject_id=created.output)
+    body = """
+    created = KustomerCreateKObjectOperator.partial(
+        task_id="create", klass_name="ecomm-order", title="Order {{ ti.map_index }}"
+    ).expand(external_id=["a", "b", "c"])
+    KustomerUpdateKObjectOperator.partial(
+        task_id="update", klass_name="ecomm-order", custom={"doneBool": True}
+    ).expand(kobject_id=created.output)
     """
+    source = dag_source(body, OPERATORS)
     run = run_dag(source)
     records = sandbox.state("kustomer").kobjects(KLASS)
     assert sorted(r["externalId"] for r in records) == ["a", "b", "c"]

@@ -5,27 +5,20 @@ Each test asserts on what the sandbox received (journal) and holds (state), not 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from airflow_provider_crm.operators.bulk import KustomerBulkUpdateKObjectsOperator
 from airflow_provider_crm.sandbox import Sandbox
-from tests.helpers import task_states, xcom_values
+from tests.helpers import read_jsonl, task_states, xcom_values
+from tests.operators.conftest import dag_source
 
 KLASS = "ecomm-order"
 ORDER_ID = "5822a4a5aa5f92110005d69a"
 COMPANY = "5d811e40de762100130174a8"
 
-SINGLE = f"""
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_crm.hooks.kustomer import KustomerHook
-from airflow_provider_crm.operators.kustomer import (
-    KustomerCreateKObjectOperator, KustomerUpdateKObjectOperator,
-)
-
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+SINGLE = dag_source(
+    f"""
     create = KustomerCreateKObjectOperator(
         task_id="create",
         klass_name="{KLASS}",
@@ -51,7 +44,10 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
         custom={{"replacementOrderId": "{{{{ ti.xcom_pull(task_ids='create') }}}}"}},
     )
     rev >> update
-"""
+    """,
+    "from airflow_provider_crm.hooks.kustomer import KustomerHook",
+    "from airflow_provider_crm.operators.kustomer import KustomerCreateKObjectOperator, KustomerUpdateKObjectOperator",
+)
 
 
 def test_single_record_operators_write_id_attributes_and_rev(
@@ -71,12 +67,8 @@ def test_single_record_operators_write_id_attributes_and_rev(
     assert (record["rev"], record["parent"], record["company"]) == (1, ORDER_ID, COMPANY)
 
 
-STALE = f"""
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_crm.operators.kustomer import KustomerUpdateKObjectOperator
-
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+STALE = dag_source(
+    f"""
     KustomerUpdateKObjectOperator(
         task_id="update",
         klass_name="{KLASS}",
@@ -85,7 +77,9 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
         params={{"rev": 2}},
         custom={{"primaryOrderId": "{ORDER_ID}"}},
     )
-"""
+    """,
+    "from airflow_provider_crm.operators.kustomer import KustomerUpdateKObjectOperator",
+)
 
 
 def test_stale_rev_fails_the_task_and_changes_nothing(
@@ -102,14 +96,8 @@ def test_stale_rev_fails_the_task_and_changes_nothing(
     assert held is not None and (held["rev"], held["custom"]) == (3, {"primaryOrderId": "older"})
 
 
-BULK = f"""
-import pendulum
-from airflow.sdk import DAG, task
-from airflow_provider_crm.operators.bulk import (
-    KustomerBulkCreateKObjectsOperator, KustomerBulkUpdateKObjectsOperator,
-)
-
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+BULK = dag_source(
+    f"""
     created = KustomerBulkCreateKObjectsOperator(
         task_id="create",
         klass_name="{KLASS}",
@@ -134,7 +122,10 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
     KustomerBulkUpdateKObjectsOperator(
         task_id="update", klass_name="{KLASS}", records=updates(created.output), max_workers=1
     )
-"""
+    """,
+    "from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator",
+    "from airflow_provider_crm.operators.bulk import KustomerBulkUpdateKObjectsOperator",
+)
 
 
 def test_bulk_operators_write_id_attributes(
@@ -173,7 +164,7 @@ def test_bulk_update_dry_run_reports_a_stale_rev_and_writes_nothing(
         task_id="t", klass_name=KLASS, records=records, ledger_path=str(ledger), dry_run=True
     ).execute({})
 
-    lines = {line["key"]: line for line in map(json.loads, ledger.read_text().splitlines())}
+    lines = {line["key"]: line for line in read_jsonl(ledger)}
     assert lines[current["id"]]["action"] == "would_update"
     assert (lines[stale["id"]]["action"], lines[stale["id"]]["error_code"]) == ("invalid", "stale_rev")
     assert "rev 5 is stale" in lines[stale["id"]]["error_message"]

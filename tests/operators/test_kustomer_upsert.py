@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_crm.sandbox import HttpStatus, Sandbox
-from tests.helpers import task_states, xcom_values
+from tests.helpers import read_jsonl, task_states, xcom_values
+from tests.operators.conftest import dag_source
 
 KLASS = "ecomm-order"
 N = 20
 
-SINGLE = """
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_crm.operators.kustomer import KustomerUpsertKObjectOperator
-
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
+SINGLE = dag_source(
+    """
     KustomerUpsertKObjectOperator(
         task_id="upsert",
         klass_name="{{ 'ecomm-order' }}",
@@ -26,25 +22,9 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
         title="Order 1042",
         custom={"totalNum": TOTAL, "statusStr": "{{ 'placed' }}"},
     )
-"""
-
-BULK = """
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_crm.operators.bulk import KustomerBulkUpsertKObjectsOperator
-
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
-    KustomerBulkUpsertKObjectsOperator(
-        task_id="sync",
-        klass_name="ecomm-order",
-        records=RECORDS,
-        ledger_path="LEDGER",
-        on_record_error="skip",
-        max_reject_ratio=0.5,
-        dry_run=DRY_RUN,
-        max_workers=4,
-    )
-"""
+    """,
+    "from airflow_provider_crm.operators.kustomer import KustomerUpsertKObjectOperator",
+)
 
 
 def orders(factor: float, n: int = N) -> list[dict[str, Any]]:
@@ -54,12 +34,24 @@ def orders(factor: float, n: int = N) -> list[dict[str, Any]]:
 
 
 def bulk_dag(records: list[dict[str, Any]], ledger: Path, *, dry_run: bool = False) -> str:
-    source = BULK.replace("RECORDS", json.dumps(records)).replace("LEDGER", str(ledger))
-    return source.replace("DRY_RUN", str(dry_run))
+    """A DAG that upserts ``records`` in one bulk task (``sync``), skipping bad records."""
+    arguments = {
+        "klass_name": KLASS,
+        "records": records,
+        "ledger_path": str(ledger),
+        "on_record_error": "skip",
+        "max_reject_ratio": 0.5,
+        "dry_run": dry_run,
+        "max_workers": 4,
+    }
+    return dag_source(
+        f'KustomerBulkUpsertKObjectsOperator(task_id="sync", **{arguments!r})',
+        "from airflow_provider_crm.operators.bulk import KustomerBulkUpsertKObjectsOperator",
+    )
 
 
 def ledger_actions(path: Path) -> dict[str, str]:
-    return {line["key"]: line["action"] for line in map(json.loads, path.read_text().splitlines())}
+    return {line["key"]: line["action"] for line in read_jsonl(path)}
 
 
 def requests_per_record(sandbox: Sandbox, since: int) -> dict[str, list[str]]:
@@ -163,7 +155,7 @@ def test_bulk_record_without_external_id_is_rejected_and_not_sent(
     records = [*orders(1, n=2), {"title": "no key", "custom": {"totalNum": 9}}]
     run = run_dag(bulk_dag(records, tmp_path / "ledger.jsonl"))
     assert task_states(run) == {"sync": "success"}
-    lines = {line["key"]: line for line in map(json.loads, (tmp_path / "ledger.jsonl").read_text().splitlines())}
+    lines = {line["key"]: line for line in read_jsonl(tmp_path / "ledger.jsonl")}
     assert lines["#2"]["action"] == "rejected" and lines["#2"]["error_code"] == "validation_error"
     assert "external_id is required" in lines["#2"]["error_message"]
     assert sorted(o["externalId"] for o in sandbox.state("kustomer").kobjects(KLASS)) == ["o-0", "o-1"]

@@ -10,16 +10,26 @@ from tests.airflow_versions import requires_airflow_3_3
 from tests.conftest import use_connection
 from tests.helpers import task_states
 
-DAG = """
+RETRYING_DAG = """
 import pendulum
 from airflow.sdk import DAG
+from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator
 from airflow_provider_crm.operators.kustomer import KustomerUpdateKObjectOperator
 from airflow_provider_crm.retry_policy import crm_retry_kwargs
 
 with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
          default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=0), **crm_retry_kwargs()}):
-    KustomerUpdateKObjectOperator(task_id="update", klass_name="orders", kobject_id=KOBJECT_ID, title="new")
+    TASK
 """
+"""One task, retried three times at once unless ``crm_retry_kwargs()`` says the error is permanent."""
+
+DAG = RETRYING_DAG.replace(
+    "TASK", 'KustomerUpdateKObjectOperator(task_id="update", klass_name="orders", kobject_id=KOBJECT_ID, title="new")'
+)
+BULK_DAG = RETRYING_DAG.replace(
+    "TASK",
+    'KustomerBulkCreateKObjectsOperator(task_id="push", klass_name="orders", records=RECORDS, on_record_error="warn")',
+)
 
 
 @requires_airflow_3_3("retry_policy (failing a permanent error without using the task's retries)")
@@ -39,18 +49,6 @@ def test_transient_failure_is_retried_by_the_task(run_dag, kustomer_conn: str, s
     [ti] = run.get_task_instances()  # type: ignore[attr-defined]
     assert ti.try_number == 2
     assert sandbox.state("kustomer").get("orders", kobject["id"])["title"] == "new"
-
-
-BULK_DAG = """
-import pendulum
-from airflow.sdk import DAG
-from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator
-from airflow_provider_crm.retry_policy import crm_retry_kwargs
-
-with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-         default_args={"retries": 3, "retry_delay": pendulum.duration(seconds=0), **crm_retry_kwargs()}):
-    KustomerBulkCreateKObjectsOperator(task_id="push", klass_name="orders", records=RECORDS, on_record_error="warn")
-"""
 
 
 @requires_airflow_3_3("retry_policy (failing a permanent error without using the task's retries)")

@@ -25,8 +25,10 @@ from airflow_provider_crm.models.kaiten import CustomerReplacement, CustomerSlug
 from airflow_provider_crm.models.kustomer import KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.microbase import CustomerUpdate
 from airflow_provider_crm.models.validation import validate_model
-from airflow_provider_crm.sandbox import hubspot_validation, kaiten_validation, kustomer_validation
-from airflow_provider_crm.sandbox import microbase_validation as microbase
+from airflow_provider_crm.sandbox.vendors.hubspot import validation as hubspot_validation
+from airflow_provider_crm.sandbox.vendors.kaiten import validation as kaiten_validation
+from airflow_provider_crm.sandbox.vendors.kustomer import validation as kustomer_validation
+from airflow_provider_crm.sandbox.vendors.microbase import validation as microbase
 from airflow_provider_crm.transport import api_path
 
 scalars = st.one_of(

@@ -20,8 +20,10 @@ from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.hooks.kaiten import KaitenHook
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
-from airflow_provider_crm.sandbox import JournalEntry, Sandbox, hubspot_validation, kaiten_validation
-from airflow_provider_crm.sandbox import kustomer_validation as kustomer_rules
+from airflow_provider_crm.sandbox import JournalEntry, Sandbox
+from airflow_provider_crm.sandbox.vendors.hubspot import validation as hubspot_validation
+from airflow_provider_crm.sandbox.vendors.kaiten import validation as kaiten_validation
+from airflow_provider_crm.sandbox.vendors.kustomer import validation as kustomer_rules
 from tests.properties.test_hostile_input import _microbase_update, emails, hostile_ids, values
 
 FIXTURES_OK = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

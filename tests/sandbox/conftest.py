@@ -1,45 +1,44 @@
-"""Fixtures for the sandbox tests: a small Kustomer client (the sandbox fixtures come from the plugin)."""
+"""Fixtures for the sandbox tests: a sandbox of the test's own and a client per vendor.
+
+The shared ``crm_sandbox`` comes from the plugin; the clients are in ``client``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
-import requests
 
 from airflow_provider_crm.sandbox import Sandbox
 
-TIMEOUT = 5
+from .client import HubSpotClient, KaitenClient, KustomerClient, MicroBaseClient, SandboxClient
 
 
-class KustomerClient:
-    """Thin authenticated client for the Kustomer emulator (one keep-alive session)."""
+@pytest.fixture
+def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
+    """A sandbox of the test's own, started and stopped around it (after ``monkeypatch``, so the
+    test's patches are undone only once the sandbox has stopped)."""
+    with Sandbox() as running:
+        yield running
 
-    def __init__(self, sandbox: Sandbox) -> None:
-        self.base_url = sandbox.base_url("kustomer")
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {sandbox.token('kustomer')}"
 
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", TIMEOUT)
-        return self.session.request(method, self.base_url + path, **kwargs)
+def _vendor_client(kind: type[KaitenClient | MicroBaseClient | HubSpotClient]) -> Callable[..., object]:
+    """A fixture named after the vendor: a client with the vendor's token, on the test's own sandbox."""
 
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
+    @pytest.fixture(name=kind.vendor)
+    def client(sandbox: Sandbox) -> Iterator[SandboxClient]:
+        with kind(sandbox, sandbox.token(kind.vendor)) as opened:
+            yield opened
 
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
+    return client
 
-    def put(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PUT", path, **kwargs)
 
-    def delete(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("DELETE", path, **kwargs)
+kaiten_client = _vendor_client(KaitenClient)
+microbase_client = _vendor_client(MicroBaseClient)
+hubspot_client = _vendor_client(HubSpotClient)
 
 
 @pytest.fixture
 def kustomer(crm_sandbox: Sandbox) -> Iterator[KustomerClient]:
-    client = KustomerClient(crm_sandbox)
-    yield client
-    client.session.close()
+    with KustomerClient(crm_sandbox) as client:
+        yield client

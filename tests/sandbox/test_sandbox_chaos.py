@@ -23,9 +23,9 @@ from airflow_provider_crm.sandbox import (
     fault_from_dict,
 )
 from airflow_provider_crm.sandbox.mangle import malformed, truncated
-from airflow_provider_crm.sandbox.microbase import MicroBaseApp
+from airflow_provider_crm.sandbox.vendors.microbase.app import MicroBaseApp
 
-from .conftest import TIMEOUT
+from .client import TIMEOUT, authorized
 
 WRITES: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
     "kustomer": ("/v1/klasses/orders", lambda i: {"title": f"order {i}"}),
@@ -47,16 +47,10 @@ def only(kind: str, **options: Any) -> Chaos:
     return Chaos(seed=1, rate=1.0, mix={kind: 1.0}, **options)
 
 
-def session(sandbox: Sandbox, vendor: str) -> requests.Session:
-    client = requests.Session()
-    client.headers["Authorization"] = f"Bearer {sandbox.token(vendor)}"
-    return client
-
-
 def write(sandbox: Sandbox, vendor: str, i: int = 0, timeout: float = TIMEOUT) -> requests.Response:
     path, body = WRITES[vendor]
-    with session(sandbox, vendor) as client:
-        return client.post(sandbox.base_url(vendor) + path, json=body(i), timeout=timeout)
+    with authorized(sandbox, vendor) as client:
+        return client.post(path, json=body(i), timeout=timeout)
 
 
 # Decisions.
@@ -131,9 +125,9 @@ def test_live_requests_follow_the_plan_and_replay_with_the_same_seed(crm_sandbox
     def run(seed: int) -> list[str | None]:
         crm_sandbox.reset()
         crm_sandbox.chaos("kaiten", Chaos(seed=seed, rate=0.5, mix=fast))
-        with session(crm_sandbox, "kaiten") as client:
+        with authorized(crm_sandbox, "kaiten") as client:
             for _ in range(40):
-                client.get(crm_sandbox.base_url("kaiten") + READS["kaiten"], timeout=TIMEOUT)
+                client.get(READS["kaiten"], timeout=TIMEOUT)
         return [entry.fault for entry in crm_sandbox.journal("kaiten")]
 
     first = run(9)
@@ -146,12 +140,11 @@ def test_live_requests_follow_the_plan_and_replay_with_the_same_seed(crm_sandbox
 def test_rate_is_respected_over_2000_requests(crm_sandbox: Sandbox) -> None:
     chaos = Chaos(seed=2024, rate=0.1, slow_seconds=0.0)
     crm_sandbox.chaos("kustomer", chaos)
-    url = crm_sandbox.base_url("kustomer") + READS["kustomer"]
     dropped = 0
-    with session(crm_sandbox, "kustomer") as client:
+    with authorized(crm_sandbox, "kustomer") as client:
         for _ in range(2000):
             try:
-                client.get(url, timeout=TIMEOUT)
+                client.get(READS["kustomer"], timeout=TIMEOUT)
             except requests.ConnectionError:
                 dropped += 1
     expected = Counter(d.kind for d in chaos.plan("kustomer", 2000) if d is not None)
@@ -312,8 +305,8 @@ def test_token_endpoints_are_spared_unless_included(crm_sandbox: Sandbox) -> Non
 
 def test_methods_and_path_pattern_narrow_the_requests(crm_sandbox: Sandbox) -> None:
     crm_sandbox.chaos("kustomer", only("server_error", methods=("POST",), path_pattern=r"/klasses/orders$"))
-    with session(crm_sandbox, "kustomer") as client:
-        assert client.get(crm_sandbox.base_url("kustomer") + READS["kustomer"], timeout=TIMEOUT).status_code == 200
+    with authorized(crm_sandbox, "kustomer") as client:
+        assert client.get(READS["kustomer"], timeout=TIMEOUT).status_code == 200
     assert write(crm_sandbox, "kustomer").status_code >= 500
     assert crm_sandbox.chaos_requests("kustomer") == 1
 
@@ -405,8 +398,8 @@ def test_mangled_bytes_never_parse(payload: bytes) -> None:
 def test_bodies_above_the_cap_get_the_vendor_413(vendor: str, check: Callable[[Any], bool]) -> None:
     with Sandbox(max_body_bytes=1000) as sandbox:
         path, _ = WRITES[vendor]
-        with session(sandbox, vendor) as client:
-            response = client.post(sandbox.base_url(vendor) + path, data=b"x" * 5000, timeout=TIMEOUT)
+        with authorized(sandbox, vendor) as client:
+            response = client.post(path, data=b"x" * 5000, timeout=TIMEOUT)
         assert response.status_code == 413
         assert check(response.json())
         [entry] = sandbox.journal(vendor)
@@ -415,9 +408,9 @@ def test_bodies_above_the_cap_get_the_vendor_413(vendor: str, check: Callable[[A
 
 
 def test_chunked_bodies_above_the_cap_are_refused() -> None:
-    with Sandbox(max_body_bytes=1000) as sandbox, session(sandbox, "kustomer") as client:
+    with Sandbox(max_body_bytes=1000) as sandbox, authorized(sandbox, "kustomer") as client:
         chunks = (b"x" * 400 for _ in range(5))
-        response = client.post(sandbox.base_url("kustomer") + WRITES["kustomer"][0], data=chunks, timeout=TIMEOUT)
+        response = client.post(WRITES["kustomer"][0], data=chunks, timeout=TIMEOUT)
         assert response.status_code == 413
         assert sandbox.kustomer.state.count() == 0
 

@@ -18,7 +18,7 @@ from airflow_provider_crm.sandbox import (
     fault_from_dict,
 )
 
-from .conftest import TIMEOUT, KustomerClient
+from .client import TIMEOUT, KustomerClient
 
 CREATE = "/v1/klasses/orders"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,10 +11,10 @@ import requests
 
 from airflow_provider_crm.sandbox import RateLimit, Sandbox, ServerError, fault_from_dict
 from airflow_provider_crm.sandbox.faults import HttpStatus
-from airflow_provider_crm.sandbox.hubspot import HubSpotApp
-from airflow_provider_crm.sandbox.hubspot_properties import PROPERTIES
+from airflow_provider_crm.sandbox.vendors.hubspot.app import HubSpotApp
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import PROPERTIES
 
-from .conftest import TIMEOUT
+from .client import TIMEOUT, HubSpotClient
 
 ORDERS = "/crm/v3/objects/orders"
 BATCH_UPDATE = ORDERS + "/batch/update"
@@ -35,28 +34,6 @@ ORDER = {
 }
 
 
-class HubSpotClient:
-    """Authenticated keep-alive client for the HubSpot emulator."""
-
-    def __init__(self, sandbox: Sandbox, token: str | None = None) -> None:
-        self.base_url = sandbox.base_url("hubspot")
-        self.session = requests.Session()
-        self.session.headers["Authorization"] = f"Bearer {token or sandbox.token('hubspot')}"
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", TIMEOUT)
-        return self.session.request(method, self.base_url + path, **kwargs)
-
-    def get(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("POST", path, **kwargs)
-
-    def patch(self, path: str, **kwargs: Any) -> requests.Response:
-        return self.request("PATCH", path, **kwargs)
-
-
 class FakeClock:
     """A clock that moves only when the test moves it (set as the app's wall or monotonic clock)."""
 
@@ -68,23 +45,8 @@ class FakeClock:
 
 
 @pytest.fixture
-def sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox() as running:
-        yield running
-
-
-@pytest.fixture
 def app(sandbox: Sandbox) -> HubSpotApp:
-    emulator = sandbox.app("hubspot")
-    assert isinstance(emulator, HubSpotApp)
-    return emulator
-
-
-@pytest.fixture
-def hubspot(sandbox: Sandbox) -> Iterator[HubSpotClient]:
-    client = HubSpotClient(sandbox)
-    yield client
-    client.session.close()
+    return sandbox.emulator(HubSpotApp)
 
 
 def token_form(app: HubSpotApp, **overrides: str) -> dict[str, str]:

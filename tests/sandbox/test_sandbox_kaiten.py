@@ -3,53 +3,23 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
 from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
-from airflow_provider_crm.sandbox.kaiten import KaitenApp, decode_cursor, encode_cursor, has_scope
-from airflow_provider_crm.sandbox.kaiten_problems import problem_type
+from airflow_provider_crm.sandbox.vendors.kaiten.app import KaitenApp, decode_cursor, encode_cursor, has_scope
+from airflow_provider_crm.sandbox.vendors.kaiten.errors import problem_type
 
-from .conftest import TIMEOUT
+from .client import TIMEOUT, KaitenClient
 
 PROBLEM = "application/problem+json"
 
 
-class KaitenClient:
-    """Thin client for the emulator's Core API (``{base_url}/api``), one keep-alive session."""
-
-    def __init__(self, sandbox: Sandbox, token: str | None = None) -> None:
-        self.base_url = sandbox.base_url("kaiten") + "/api"
-        self.session = requests.Session()
-        if token is not None:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", TIMEOUT)
-        return self.session.request(method, self.base_url + path, **kwargs)
-
-
 @pytest.fixture
-def kaiten_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def app(kaiten_sandbox: Sandbox) -> KaitenApp:
-    kaiten = kaiten_sandbox.app("kaiten")
-    assert isinstance(kaiten, KaitenApp)
-    return kaiten
-
-
-@pytest.fixture
-def kaiten(kaiten_sandbox: Sandbox) -> Iterator[KaitenClient]:
-    client = KaitenClient(kaiten_sandbox, kaiten_sandbox.token("kaiten"))
-    yield client
-    client.session.close()
+def app(sandbox: Sandbox) -> KaitenApp:
+    return sandbox.emulator(KaitenApp)
 
 
 def assert_problem(response: requests.Response, status: int, code: str) -> dict[str, Any]:
@@ -327,15 +297,15 @@ def test_create_validates_the_slug(kaiten: KaitenClient) -> None:
 # Routing.
 
 
-def test_unknown_route_and_wrong_method(kaiten_sandbox: Sandbox, kaiten: KaitenClient) -> None:
+def test_unknown_route_and_wrong_method(sandbox: Sandbox, kaiten: KaitenClient) -> None:
     assert_problem(kaiten.request("GET", "/licenses"), 404, "Route.NotFound")
     response = kaiten.request("PATCH", "/customers/acme", json={})
     assert_problem(response, 405, "Route.MethodNotAllowed")
     assert response.headers["Allow"] == "DELETE, GET, PUT"
     # Without /api nothing matches, as on a real deployment.
-    token = kaiten_sandbox.token("kaiten")
+    token = sandbox.token("kaiten")
     bare = requests.get(
-        kaiten_sandbox.base_url("kaiten") + "/customers",
+        sandbox.base_url("kaiten") + "/customers",
         headers={"Authorization": f"Bearer {token}"},
         timeout=TIMEOUT,
     )
@@ -356,21 +326,19 @@ def test_unknown_route_and_wrong_method(kaiten_sandbox: Sandbox, kaiten: KaitenC
         ("Bearer whsec_signing_secret", "Auth.InvalidToken", "webhook signing secret"),
     ],
 )
-def test_bad_credentials_are_401(
-    kaiten_sandbox: Sandbox, authorization: str | None, code: str, detail_part: str
-) -> None:
+def test_bad_credentials_are_401(sandbox: Sandbox, authorization: str | None, code: str, detail_part: str) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
-    url = kaiten_sandbox.base_url("kaiten") + "/api/customers"
+    url = sandbox.base_url("kaiten") + "/api/customers"
     response = requests.get(url, headers=headers, timeout=TIMEOUT)
     body = assert_problem(response, 401, code)
     assert detail_part in body["detail"]
     assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert kaiten_sandbox.journal("kaiten")[-1].authorized is False
+    assert sandbox.journal("kaiten")[-1].authorized is False
 
 
-def test_readonly_token_reads_but_cannot_write(kaiten_sandbox: Sandbox, app: KaitenApp) -> None:
+def test_readonly_token_reads_but_cannot_write(sandbox: Sandbox, app: KaitenApp) -> None:
     app.seed("acme", "Acme", domain="acme.example")
-    reader = KaitenClient(kaiten_sandbox, "ksh_sandbox_kaiten_readonly_0123456789")
+    reader = KaitenClient(sandbox, "ksh_sandbox_kaiten_readonly_0123456789")
     assert app.readonly_token == "ksh_sandbox_kaiten_readonly_0123456789"
     assert reader.request("GET", "/customers/acme").status_code == 200
     assert reader.request("GET", "/customers").status_code == 200
@@ -411,13 +379,13 @@ def test_settings_are_checked(app: KaitenApp) -> None:
 # Faults and headers.
 
 
-def test_rate_limit_fault_is_a_429_problem(kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
+def test_rate_limit_fault_is_a_429_problem(sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
-    kaiten_sandbox.inject("kaiten", RateLimit(retry_after=0.5))
+    sandbox.inject("kaiten", RateLimit(retry_after=0.5))
     response = kaiten.request("PUT", "/customers/acme", json={"name": "B"})
     assert_problem(response, 429, "TOO_MANY_REQUESTS")
     assert response.headers["Retry-After"] == "0.5"
-    kaiten_sandbox.inject("kaiten", RateLimit(retry_after=1, send_retry_after_header=False))
+    sandbox.inject("kaiten", RateLimit(retry_after=1, send_retry_after_header=False))
     response = kaiten.request("GET", "/customers")
     assert response.status_code == 429
     assert "Retry-After" not in response.headers
@@ -434,36 +402,36 @@ def test_rate_limit_fault_is_a_429_problem(kaiten_sandbox: Sandbox, kaiten: Kait
         (504, "UNKNOWN"),
     ],
 )
-def test_server_error_fault_is_a_problem(kaiten_sandbox: Sandbox, kaiten: KaitenClient, status: int, code: str) -> None:
-    kaiten_sandbox.inject("kaiten", ServerError(status))
+def test_server_error_fault_is_a_problem(sandbox: Sandbox, kaiten: KaitenClient, status: int, code: str) -> None:
+    sandbox.inject("kaiten", ServerError(status))
     assert_problem(kaiten.request("POST", "/customers", json={"name": "A"}), status, code)
-    assert kaiten_sandbox.state("kaiten").count() == 0
+    assert sandbox.state("kaiten").count() == 0
 
 
-def test_server_error_fault_with_raw_body(kaiten_sandbox: Sandbox, kaiten: KaitenClient) -> None:
-    kaiten_sandbox.inject("kaiten", ServerError(502, body="<html>Bad Gateway</html>"))
+def test_server_error_fault_with_raw_body(sandbox: Sandbox, kaiten: KaitenClient) -> None:
+    sandbox.inject("kaiten", ServerError(502, body="<html>Bad Gateway</html>"))
     response = kaiten.request("GET", "/customers")
     assert response.status_code == 502
     assert response.headers["Content-Type"].startswith("text/html")
     assert response.text == "<html>Bad Gateway</html>"
 
 
-def test_drop_after_store_keeps_the_replacement(kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
+def test_drop_after_store_keeps_the_replacement(sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme", domain="acme.example")
-    kaiten_sandbox.inject("kaiten", DropAfterStore(method="PUT"))
+    sandbox.inject("kaiten", DropAfterStore(method="PUT"))
     with pytest.raises(requests.ConnectionError):
         kaiten.request("PUT", "/customers/acme", json={"name": "Acme 2"})
     stored = app.state.get("acme")
     assert stored is not None and (stored["name"], stored["domain"]) == ("Acme 2", None)
-    entry = kaiten_sandbox.journal("kaiten")[-1]
+    entry = sandbox.journal("kaiten")[-1]
     assert (entry.status, entry.stored, entry.fault) == (None, True, "drop_after_store")
     # PUT is idempotent: the retry gives the same result.
     assert kaiten.request("PUT", "/customers/acme", json={"name": "Acme 2"}).status_code == 204
 
 
-def test_every_answer_carries_x_request_id(kaiten_sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
+def test_every_answer_carries_x_request_id(sandbox: Sandbox, kaiten: KaitenClient, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
-    kaiten_sandbox.inject("kaiten", RateLimit(retry_after=0))
+    sandbox.inject("kaiten", RateLimit(retry_after=0))
     responses = [
         kaiten.request("GET", "/customers"),
         kaiten.request("GET", "/customers"),
@@ -473,11 +441,11 @@ def test_every_answer_carries_x_request_id(kaiten_sandbox: Sandbox, kaiten: Kait
     ]
     assert [response.status_code for response in responses] == [429, 200, 204, 404, 401]
     ids = [response.headers["x-request-id"] for response in responses]
-    assert ids == [entry.request_id for entry in kaiten_sandbox.journal("kaiten")]
+    assert ids == [entry.request_id for entry in sandbox.journal("kaiten")]
 
 
-def test_a_500_carries_the_request_id_as_error_id(kaiten_sandbox: Sandbox, kaiten: KaitenClient) -> None:
-    kaiten_sandbox.inject("kaiten", ServerError(500))
+def test_a_500_carries_the_request_id_as_error_id(sandbox: Sandbox, kaiten: KaitenClient) -> None:
+    sandbox.inject("kaiten", ServerError(500))
     response = kaiten.request("GET", "/customers")
     assert response.json()["errorId"] == response.headers["x-request-id"]
 
@@ -489,11 +457,11 @@ def test_seed_validates(app: KaitenApp) -> None:
             app.seed(*args)
 
 
-def test_control_endpoints_see_the_emulator(kaiten_sandbox: Sandbox, app: KaitenApp) -> None:
+def test_control_endpoints_see_the_emulator(sandbox: Sandbox, app: KaitenApp) -> None:
     app.seed("acme", "Acme")
-    state = requests.get(f"{kaiten_sandbox.url}/_sandbox/state/kaiten", timeout=TIMEOUT).json()
+    state = requests.get(f"{sandbox.url}/_sandbox/state/kaiten", timeout=TIMEOUT).json()
     assert [customer["slug"] for customer in state["customers"]] == ["acme"]
-    health = requests.get(f"{kaiten_sandbox.url}/_sandbox/health", timeout=TIMEOUT).json()
+    health = requests.get(f"{sandbox.url}/_sandbox/health", timeout=TIMEOUT).json()
     assert health["vendors"]["kaiten"] == {"path": "/kaiten"}
-    kaiten_sandbox.reset("kaiten")
+    sandbox.reset("kaiten")
     assert app.state.count() == 0

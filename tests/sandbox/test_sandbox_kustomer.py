@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from airflow_provider_crm.sandbox import Latency, Sandbox
-from airflow_provider_crm.sandbox.kustomer_validation import is_datetime_with_offset, is_http_url
+from airflow_provider_crm.sandbox.vendors.kustomer.validation import is_datetime_with_offset, is_http_url
 
-from .conftest import TIMEOUT, KustomerClient
+from .client import TIMEOUT, KustomerClient
 
 ORDER = {
     "title": "Order 1001",

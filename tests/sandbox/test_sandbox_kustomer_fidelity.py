@@ -11,7 +11,7 @@ import pytest
 
 from airflow_provider_crm.sandbox import Sandbox
 
-from .conftest import KustomerClient
+from .client import KustomerClient
 
 ORDER_ID = "5822a4a5aa5f92110005d69a"
 

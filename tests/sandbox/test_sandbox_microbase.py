@@ -6,60 +6,28 @@ import base64
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from airflow_provider_crm.sandbox import DropAfterStore, RateLimit, Sandbox, ServerError
-from airflow_provider_crm.sandbox.microbase import MicroBaseApp
-from airflow_provider_crm.sandbox.microbase_validation import is_email, js_truthy
+from airflow_provider_crm.sandbox.vendors.microbase.app import MicroBaseApp
+from airflow_provider_crm.sandbox.vendors.microbase.validation import is_email, js_truthy
 
-from .conftest import TIMEOUT
+from .client import MICROBASE_SERVICE as SERVICE
+from .client import TIMEOUT, MicroBaseClient
 
-SERVICE = "/services/customer/v1"
 TOKEN_URL = "/services/oauth/v2/token"
 SHORT_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z_-]{8}")
 CLIENT = ("sandbox-client", "sandbox-client-secret-0123456789")
 GRANT = {"grant_type": "client_credentials", "scope": "api"}
 
 
-class MicroBaseClient:
-    """Thin client for the emulator (``{base_url}/services/...``), one keep-alive session."""
-
-    def __init__(self, sandbox: Sandbox, token: str | None = None) -> None:
-        self.base_url = sandbox.base_url("microbase")
-        self.session = requests.Session()
-        if token is not None:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-
-    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", TIMEOUT)
-        return self.session.request(method, self.base_url + path, **kwargs)
-
-    def call(self, operation: str, **payload: Any) -> requests.Response:
-        return self.request("POST", f"{SERVICE}/{operation}", json=payload)
-
-
 @pytest.fixture
-def microbase_sandbox(monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
-    with Sandbox() as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def app(microbase_sandbox: Sandbox) -> MicroBaseApp:
-    microbase = microbase_sandbox.app("microbase")
-    assert isinstance(microbase, MicroBaseApp)
-    return microbase
-
-
-@pytest.fixture
-def microbase(microbase_sandbox: Sandbox) -> Iterator[MicroBaseClient]:
-    client = MicroBaseClient(microbase_sandbox, microbase_sandbox.token("microbase"))
-    yield client
-    client.session.close()
+def app(sandbox: Sandbox) -> MicroBaseApp:
+    return sandbox.emulator(MicroBaseApp)
 
 
 @pytest.fixture
@@ -88,7 +56,7 @@ def ok_false(response: requests.Response, error: str) -> Any:
 
 
 def test_update_success_shape_and_event(
-    microbase_sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str
+    sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str
 ) -> None:
     response = microbase.call("customer.update", id=john, firstName="Johnny", status="INACTIVE")
     assert response.status_code == 200
@@ -108,7 +76,7 @@ def test_update_success_shape_and_event(
     assert [event["name"] for event in events] == ["CUSTOMERS.UPDATE"]
     assert events[0]["new"]["firstName"] == "Johnny"
     assert events[0]["data"] == {"id": john, "firstName": "Johnny", "status": "INACTIVE"}
-    entry = microbase_sandbox.writes("microbase")[-1]
+    entry = sandbox.writes("microbase")[-1]
     assert (entry.status, entry.stored) == (200, True)
 
 
@@ -258,16 +226,16 @@ def test_create_info_and_list(microbase: MicroBaseClient, app: MicroBaseApp) -> 
 # Auth and OAuth.
 
 
-def test_missing_or_wrong_token_is_401_invalid_token(microbase_sandbox: Sandbox, john: str) -> None:
-    url = microbase_sandbox.base_url("microbase") + f"{SERVICE}/customer.update"
+def test_missing_or_wrong_token_is_401_invalid_token(sandbox: Sandbox, john: str) -> None:
+    url = sandbox.base_url("microbase") + f"{SERVICE}/customer.update"
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic c2FuZGJveDpzZWNyZXQ="}):
         response = requests.post(url, json={"id": john, "firstName": "X"}, headers=headers, timeout=TIMEOUT)
         assert response.status_code == 401
         assert response.json() == {"ok": False, "error": "invalid_token"}
-    assert [entry.authorized for entry in microbase_sandbox.journal("microbase")] == [False] * 3
+    assert [entry.authorized for entry in sandbox.journal("microbase")] == [False] * 3
 
 
-def test_unknown_operation_is_express_404_page(microbase_sandbox: Sandbox, microbase: MicroBaseClient) -> None:
+def test_unknown_operation_is_express_404_page(sandbox: Sandbox, microbase: MicroBaseClient) -> None:
     for response in (
         microbase.call("customer.explode"),
         requests.post(microbase.base_url + "/services/nope", timeout=TIMEOUT),
@@ -277,8 +245,8 @@ def test_unknown_operation_is_express_404_page(microbase_sandbox: Sandbox, micro
         assert "<pre>Cannot POST /services/" in response.text
 
 
-def test_oauth_flow_issues_working_tokens(microbase_sandbox: Sandbox, app: MicroBaseApp, john: str) -> None:
-    anonymous = MicroBaseClient(microbase_sandbox)
+def test_oauth_flow_issues_working_tokens(sandbox: Sandbox, app: MicroBaseApp, john: str) -> None:
+    anonymous = MicroBaseClient(sandbox)
     response = anonymous.request("POST", TOKEN_URL, auth=CLIENT, data=GRANT)
     assert response.status_code == 200
     body = response.json()
@@ -290,7 +258,7 @@ def test_oauth_flow_issues_working_tokens(microbase_sandbox: Sandbox, app: Micro
     assert second != body["access_token"]
     assert app.state.tokens_issued == 2
 
-    authed = MicroBaseClient(microbase_sandbox, body["access_token"])
+    authed = MicroBaseClient(sandbox, body["access_token"])
     assert authed.call("customer.update", id=john, lastName="Token").json()["ok"] is True
 
 
@@ -306,24 +274,24 @@ def test_oauth_flow_issues_working_tokens(microbase_sandbox: Sandbox, app: Micro
     ],
 )
 def test_oauth_errors(
-    microbase_sandbox: Sandbox,
+    sandbox: Sandbox,
     app: MicroBaseApp,
     auth: tuple[str, str] | None,
     data: dict[str, str],
     status: int,
     error: str,
 ) -> None:
-    response = MicroBaseClient(microbase_sandbox).request("POST", TOKEN_URL, auth=auth, data=data)
+    response = MicroBaseClient(sandbox).request("POST", TOKEN_URL, auth=auth, data=data)
     assert response.status_code == status
     assert response.json() == {"ok": False, "error": error}
     assert app.state.tokens_issued == 0
 
 
-def test_issued_tokens_expire(microbase_sandbox: Sandbox, app: MicroBaseApp, john: str) -> None:
+def test_issued_tokens_expire(sandbox: Sandbox, app: MicroBaseApp, john: str) -> None:
     app.configure({"token_ttl_seconds": 1.5})  # room for the first call on a busy machine
-    answer = MicroBaseClient(microbase_sandbox).request("POST", TOKEN_URL, auth=CLIENT, data=GRANT).json()
+    answer = MicroBaseClient(sandbox).request("POST", TOKEN_URL, auth=CLIENT, data=GRANT).json()
     assert answer["expires_in"] == 1.5
-    client = MicroBaseClient(microbase_sandbox, answer["access_token"])
+    client = MicroBaseClient(sandbox, answer["access_token"])
     assert client.call("customer.info", id=john).json()["ok"] is True
     expiry = app.state.token_expiry(answer["access_token"])
     assert expiry is not None
@@ -331,7 +299,7 @@ def test_issued_tokens_expire(microbase_sandbox: Sandbox, app: MicroBaseApp, joh
     expired = client.call("customer.info", id=john)
     assert (expired.status_code, expired.json()) == (401, {"ok": False, "error": "invalid_token"})
     # The static token never expires.
-    assert MicroBaseClient(microbase_sandbox, app.token).call("customer.info", id=john).status_code == 200
+    assert MicroBaseClient(sandbox, app.token).call("customer.info", id=john).status_code == 200
 
 
 def test_settings_are_checked_and_reset(app: MicroBaseApp) -> None:
@@ -347,8 +315,8 @@ def test_settings_are_checked_and_reset(app: MicroBaseApp) -> None:
 # Faults and headers.
 
 
-def test_rate_limit_fault(microbase_sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str) -> None:
-    microbase_sandbox.inject("microbase", RateLimit(retry_after=2))
+def test_rate_limit_fault(sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str) -> None:
+    sandbox.inject("microbase", RateLimit(retry_after=2))
     response = microbase.call("customer.update", id=john, firstName="X")
     assert response.status_code == 429
     assert response.json() == {"ok": False, "error": "rate_limited"}
@@ -356,8 +324,8 @@ def test_rate_limit_fault(microbase_sandbox: Sandbox, microbase: MicroBaseClient
     assert app.state.events == []
 
 
-def test_server_error_500_has_an_error_object(microbase_sandbox: Sandbox, microbase: MicroBaseClient) -> None:
-    microbase_sandbox.inject("microbase", ServerError(500))
+def test_server_error_500_has_an_error_object(sandbox: Sandbox, microbase: MicroBaseClient) -> None:
+    sandbox.inject("microbase", ServerError(500))
     response = microbase.call("customer.list")
     assert response.status_code == 500
     assert response.headers["Content-Type"].startswith("application/json")
@@ -365,10 +333,8 @@ def test_server_error_500_has_an_error_object(microbase_sandbox: Sandbox, microb
 
 
 @pytest.mark.parametrize(("status", "title"), [(502, "502 Bad Gateway"), (503, "503 Service Temporarily Unavailable")])
-def test_gateway_errors_are_nginx_html(
-    microbase_sandbox: Sandbox, microbase: MicroBaseClient, status: int, title: str
-) -> None:
-    microbase_sandbox.inject("microbase", ServerError(status))
+def test_gateway_errors_are_nginx_html(sandbox: Sandbox, microbase: MicroBaseClient, status: int, title: str) -> None:
+    sandbox.inject("microbase", ServerError(status))
     response = microbase.call("customer.list")
     assert response.status_code == status
     assert response.headers["Content-Type"] == "text/html"
@@ -377,28 +343,28 @@ def test_gateway_errors_are_nginx_html(
     assert "<center>nginx</center>" in response.text
 
 
-def test_server_error_with_raw_body(microbase_sandbox: Sandbox, microbase: MicroBaseClient) -> None:
-    microbase_sandbox.inject("microbase", ServerError(504, body="upstream timed out"))
+def test_server_error_with_raw_body(sandbox: Sandbox, microbase: MicroBaseClient) -> None:
+    sandbox.inject("microbase", ServerError(504, body="upstream timed out"))
     response = microbase.call("customer.list")
     assert (response.status_code, response.text) == (504, "upstream timed out")
 
 
 def test_drop_after_store_keeps_the_update(
-    microbase_sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str
+    sandbox: Sandbox, microbase: MicroBaseClient, app: MicroBaseApp, john: str
 ) -> None:
-    microbase_sandbox.inject("microbase", DropAfterStore(path_pattern=r"customer\.update$"))
+    sandbox.inject("microbase", DropAfterStore(path_pattern=r"customer\.update$"))
     with pytest.raises(requests.ConnectionError):
         microbase.call("customer.update", id=john, firstName="Dropped")
     stored = app.state.get(john)
     assert stored is not None and stored["firstName"] == "Dropped"
-    entry = microbase_sandbox.journal("microbase")[-1]
+    entry = sandbox.journal("microbase")[-1]
     assert (entry.status, entry.stored, entry.fault) == (None, True, "drop_after_store")
     # Retrying is safe: same values, one more event.
     assert microbase.call("customer.update", id=john, firstName="Dropped").json()["ok"] is True
     assert len(app.state.update_events()) == 2
 
 
-def test_x_request_id_is_generated_or_suffixed(microbase_sandbox: Sandbox, microbase: MicroBaseClient) -> None:
+def test_x_request_id_is_generated_or_suffixed(sandbox: Sandbox, microbase: MicroBaseClient) -> None:
     fresh = microbase.call("customer.list")
     assert SHORT_ID.fullmatch(fresh.headers["x-request-id"])
     chained = microbase.request("POST", f"{SERVICE}/customer.list", headers={"x-request-id": "caller-1"})
@@ -409,7 +375,7 @@ def test_x_request_id_is_generated_or_suffixed(microbase_sandbox: Sandbox, micro
     # unknown path and the gateway's own page carry none (src/modules/transports/http.js).
     unauthorized = requests.post(microbase.base_url + f"{SERVICE}/customer.list", timeout=TIMEOUT)
     unknown = microbase.call("customer.explode")
-    microbase_sandbox.inject("microbase", ServerError(502))
+    sandbox.inject("microbase", ServerError(502))
     gateway = microbase.call("customer.list")
     assert [r.status_code for r in (unauthorized, unknown, gateway)] == [401, 404, 502]
     assert not any("x-request-id" in r.headers for r in (unauthorized, unknown, gateway))

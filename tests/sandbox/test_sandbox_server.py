@@ -15,7 +15,7 @@ import requests
 
 from airflow_provider_crm.sandbox import DEFAULT_TOKENS, RateLimit, Sandbox, ServerError
 
-from .conftest import TIMEOUT, KustomerClient
+from .client import TIMEOUT, KustomerClient
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

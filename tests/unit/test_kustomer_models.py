@@ -6,6 +6,7 @@ import pendulum
 import pytest
 
 from airflow_provider_crm.errors import CrmValidationError
+from airflow_provider_crm.models import kustomer_requests
 from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.validation import validate_model
 
@@ -199,3 +200,11 @@ def test_new_and_documented_limits_name_the_field(fields: dict, field: str) -> N
     with pytest.raises(CrmValidationError) as caught:
         body(KObjectUpdate, **fields)
     assert caught.value.field == field
+
+
+def test_keyword_arguments_of_the_hook_name_the_model_fields() -> None:
+    """The hook's typed keyword arguments and the request models list the same fields."""
+    create = set(kustomer_requests.CREATE_FIELDS)
+    assert {"title", *kustomer_requests.KObjectCreateFields.__annotations__} == create
+    assert {"title", "external_id", *kustomer_requests.KObjectUpsertFields.__annotations__} == create
+    assert set(kustomer_requests.KObjectUpdateFields.__annotations__) == set(kustomer_requests.UPDATE_FIELDS)

@@ -341,7 +341,8 @@ class _Dispatch:
         while True:
             self._pump()
             if self.batch:
-                self._flush()
+                self._flush()  # may settle a unit at once and free a held key: look again
+                continue
             if not self.in_flight:
                 break
             self._collect(block=True)

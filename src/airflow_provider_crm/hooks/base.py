@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-import inspect
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -30,38 +28,6 @@ from airflow_provider_crm.transport.urls import normalise_base_url
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
-_NAMES_CONNECTION = (CrmAuthenticationError, CrmPermissionError)
-"""Errors whose fix is in the connection, so their message names it."""
-_WRAPPED = "__crm_names_connection__"
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def naming_connection(method: _F) -> _F:
-    """Make a refused-credentials error leaving ``method`` name the hook's Airflow connection.
-
-    Applied to every public method of every hook class, so a 401 or 403 from any call (including
-    OAuth token requests made on the way) says which connection to fix.
-    """
-    if getattr(method, _WRAPPED, False):
-        return method
-
-    @functools.wraps(method)
-    def wrapper(self: CrmHook, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return method(self, *args, **kwargs)
-        except _NAMES_CONNECTION as exc:
-            exc.name_connection(self.conn_id)
-            raise
-
-    setattr(wrapper, _WRAPPED, True)
-    return wrapper  # type: ignore[return-value]
-
-
-def _name_connection_in_errors(cls: type) -> None:
-    for name, value in list(vars(cls).items()):
-        if not name.startswith("_") and inspect.isfunction(value):
-            setattr(cls, name, naming_connection(value))
-
 
 class CrmHook(BaseHook):
     """Base class of the vendor hooks.
@@ -82,7 +48,6 @@ class CrmHook(BaseHook):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _name_connection_in_errors(cls)
         if "conn_type" in cls.__dict__:
             conn_type = cls.conn_type
             # Discovery only looks at methods defined on the class itself.
@@ -236,6 +201,7 @@ class CrmHook(BaseHook):
         return HttpTransport(
             base_url=self.base_url(),
             rules=self.vendor_rules,
+            conn_id=self.conn_id,
             token_source=self.token_source,
             timeouts=self.timeouts(),
             retry=self.retry_settings(),
@@ -269,6 +235,7 @@ class CrmHook(BaseHook):
         transport = HttpTransport(
             base_url=url,
             rules=self.vendor_rules,
+            conn_id=self.conn_id,
             timeouts=self.timeouts(),
             retry=self.retry_settings(),
             verify=self.bool_extra("verify_ssl", True),
@@ -280,7 +247,9 @@ class CrmHook(BaseHook):
         body = require_json(response, self.vendor)
         token = (body.get("access_token") or body.get("token")) if isinstance(body, dict) else None
         if not token:
-            raise CrmApiError("the token endpoint answered without an access_token", vendor=self.vendor)
+            raise CrmApiError(
+                "the token endpoint answered without an access_token", vendor=self.vendor, conn_id=self.conn_id
+            )
         expires_in = body.get("expires_in")
         return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
 
@@ -342,6 +311,3 @@ class CrmHook(BaseHook):
             return self.base_url()
         except CrmError:
             return "the configured host"
-
-
-_name_connection_in_errors(CrmHook)

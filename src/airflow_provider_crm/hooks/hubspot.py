@@ -15,33 +15,27 @@ from airflow_provider_crm.errors import (
     CrmBadRequestError,
     CrmConfigurationError,
     CrmValidationError,
+    restated,
 )
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.hooks.hubspot_batch import BatchRun, unique_id_property
 from airflow_provider_crm.hooks.tokens import CachedToken, IssuedToken
 from airflow_provider_crm.models.hubspot import (
+    BATCH_SIZE,
     BatchIncompleteError,
     BatchResult,
     HubSpotObject,
+    checked_id_property,
+    prepare_batch_input,
     serialise_properties,
-    trace_id,
 )
-from airflow_provider_crm.transport import (
-    Disposition,
-    Problem,
-    VendorRules,
-    api_path,
-    json_or_none,
-    require_json,
-)
+from airflow_provider_crm.transport import Disposition, Problem, VendorRules, api_path, json_or_none, require_json
 from airflow_provider_crm.transport.paths import segment
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 OBJECT_TYPE = "orders"
 ORDERS_OBJECT_TYPE_ID = "0-123"
 """HubSpot's object type id for orders, used in record page URLs."""
-BATCH_SIZE = 100
-"""HubSpot's documented cap on inputs per batch call."""
 DEFAULT_INTERVAL_SECONDS = 10.0
 LOCKED_MIN_WAIT = 2.0
 LOW_BUDGET_FRACTION = 0.1
@@ -80,15 +74,13 @@ class HubSpotRules(VendorRules):
             details=body,
         )
 
-    def build_error(self, response: requests.Response, problem: Problem) -> CrmApiError:
-        error = super().build_error(response, problem)
-        if response.status_code == 429 and error.code == "DAILY":
-            error.message = (
+    def error_message(self, response: requests.Response, problem: Problem) -> str:
+        if response.status_code == 429 and problem.code == "DAILY":
+            return (
                 "the account's daily API limit is spent; HubSpot resets it at midnight in the account's "
-                f"time zone ({error.message})"
+                f"time zone ({problem.message})"
             )
-            error.args = (error._render(),)
-        return error
+        return super().error_message(response, problem)
 
     def wait_hint(self, response: requests.Response) -> float | None:
         if response.status_code == 429:
@@ -146,6 +138,8 @@ class HubSpotHook(CrmHook):
     ``client_id``, ``client_secret`` and ``refresh_token``: the access token is refreshed from
     ``expires_in`` (not on a 401, as HubSpot asks), cached and masked. Host overrides the base
     URL ``https://api.hubapi.com``.
+
+    :param hubspot_conn_id: The Airflow connection to use (default ``hubspot_default``).
     """
 
     conn_type = "hubspot"
@@ -182,13 +176,7 @@ class HubSpotHook(CrmHook):
         try:
             return self.request_token(self.base_url(), api_path("oauth", "v1", "token"), data=form)
         except CrmBadRequestError as exc:  # HubSpot answers 400 for a bad refresh token or client
-            raise CrmAuthenticationError(
-                f"the OAuth refresh was refused ({exc.message})",
-                vendor=self.vendor,
-                status=exc.status,
-                code=exc.code,
-                request_id=exc.request_id,
-            ) from exc
+            raise restated(exc, f"the OAuth refresh was refused ({exc.message})", CrmAuthenticationError) from exc
 
     # -- single objects -----------------------------------------------------------------------
 
@@ -212,7 +200,7 @@ class HubSpotHook(CrmHook):
         body = {"properties": serialise_properties(properties, record=record, clear_nulls=clear_nulls)}
         if not body["properties"]:
             raise CrmValidationError(f"{record}: no properties to update", field="properties", record=record)
-        params = {"idProperty": _checked_id_property(id_property, record)} if id_property else None
+        params = {"idProperty": checked_id_property(id_property, record)} if id_property else None
         # HubSpot's PATCH is a partial overwrite: repeating it sets the same values.
         response = self.transport.request(
             "PATCH", self._object_path(order_id), json=body, params=params, idempotent=True
@@ -227,7 +215,7 @@ class HubSpotHook(CrmHook):
         if properties:
             params["properties"] = ",".join(properties)
         if id_property:
-            params["idProperty"] = _checked_id_property(id_property, f"HubSpot order {order_id!r}")
+            params["idProperty"] = checked_id_property(id_property, f"HubSpot order {order_id!r}")
         return self._object(self.transport.request("GET", self._object_path(order_id), params=params or None))
 
     # -- batches ------------------------------------------------------------------------------
@@ -259,7 +247,7 @@ class HubSpotHook(CrmHook):
         ``ids`` are internal ids, or values of the unique property ``id_property``.
         """
         if id_property:
-            _checked_id_property(id_property, "HubSpot batch read")
+            checked_id_property(id_property, "HubSpot batch read")
         by_value = unique_id_property(id_property)
         wanted = list(dict.fromkeys(str(order_id) for order_id in ids))
         names = sorted({*properties, *([by_value] if by_value else [])})
@@ -354,33 +342,3 @@ class HubSpotHook(CrmHook):
             return HubSpotObject.from_document(require_json(response, self.vendor))
         except ValueError as exc:
             raise CrmApiError(f"unexpected object document: {exc}", vendor=self.vendor) from None
-
-
-def _checked_id_property(id_property: Any, record: str) -> str:
-    if not isinstance(id_property, str) or not id_property.strip():
-        raise CrmValidationError(f"{record}: id_property must be a property name", field="id_property", record=record)
-    return id_property
-
-
-def prepare_batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_property: bool) -> dict[str, Any]:
-    """One batch input as HubSpot wants it; raises :class:`CrmValidationError` naming the input."""
-    record = f"HubSpot batch input #{index}"
-    if not isinstance(item, Mapping):
-        raise CrmValidationError(f"{record}: must be a mapping with id and properties", record=record)
-    order_id = item.get("id")
-    if not isinstance(order_id, (str, int)) or isinstance(order_id, bool) or not str(order_id).strip():
-        raise CrmValidationError(f"{record}: id is required", field="id", record=record)
-    record = f"HubSpot batch input #{index} (id {order_id!r})"
-    body: dict[str, Any] = {
-        "id": str(order_id),
-        "properties": serialise_properties(item.get("properties"), record=record, clear_nulls=clear_nulls),
-        # A unique trace id per input makes HubSpot report failures per input (207) and lets
-        # each error be matched back to its input.
-        "objectWriteTraceId": trace_id(index),
-    }
-    id_property = item.get("id_property") or item.get("idProperty")
-    if id_property:
-        body["idProperty"] = _checked_id_property(id_property, record)
-    elif need_id_property:
-        raise CrmValidationError(f"{record}: upsert needs id_property", field="id_property", record=record)
-    return body

@@ -6,9 +6,15 @@ from typing import Any
 
 import requests
 
-from airflow_provider_crm.errors import CrmApiError, CrmConfigurationError, CrmValidationError
+from airflow_provider_crm.errors import CrmApiError, CrmConfigurationError
 from airflow_provider_crm.hooks.base import CrmHook
-from airflow_provider_crm.models.kaiten import CustomerReplacement, CustomerSlug, KaitenCustomer
+from airflow_provider_crm.models.kaiten import (
+    CustomerReplacement,
+    CustomerSlug,
+    KaitenCustomer,
+    customer_record,
+    validate_changes,
+)
 from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.transport import Problem, VendorRules, api_path, json_or_none, require_json
 
@@ -19,8 +25,6 @@ REFUSED_CREDENTIAL_PREFIXES = {
 
 UNSET: Any = object()
 """Marks a field the caller did not mention (``None`` is a value: "clear it")."""
-
-_MERGEABLE = ("name", "external_customer_id", "domain")
 
 
 class KaitenRules(VendorRules):
@@ -54,6 +58,8 @@ class KaitenHook(CrmHook):
 
     Connection: host = the deployment's base URL (required; ``/api`` is appended when missing,
     as Kaiten's own SDK does); password = an access token (``ksh_...``) with ``write:customers``.
+
+    :param kaiten_conn_id: The Airflow connection to use (default ``kaiten_default``).
     """
 
     conn_type = "kaiten"
@@ -99,7 +105,7 @@ class KaitenHook(CrmHook):
         body = validate_model(
             CustomerReplacement,
             {"name": name, "external_customer_id": external_customer_id, "domain": domain},
-            record=f"Kaiten customer {slug!r}",
+            record=customer_record(slug),
         ).to_body()
         self.transport.request("PUT", api_path("customers", _checked_slug(slug)), json=body)
 
@@ -109,12 +115,9 @@ class KaitenHook(CrmHook):
         ``changes`` maps ``name``/``external_customer_id``/``domain`` to new values (``None``
         clears; ``name`` cannot be cleared). They are validated before the read is sent.
         """
-        record = f"Kaiten customer {slug!r}"
-        if not changes:
-            raise CrmValidationError(f"{record}: nothing to update; give at least one field", record=record)
-        validate_model(CustomerReplacement, {"name": "placeholder"} | changes, record=record)
+        checked = validate_changes(slug, changes)
         current = self.get_customer(slug)
-        return current, {key: getattr(current, key) for key in _MERGEABLE} | changes
+        return current, current.replaced_fields() | checked
 
     def merge_customer(
         self,
@@ -133,7 +136,7 @@ class KaitenHook(CrmHook):
         """
         changes = {"name": name, "external_customer_id": external_customer_id, "domain": domain}
         current, merged = self.plan_merge(slug, {k: v for k, v in changes.items() if v is not UNSET})
-        if merged != {key: getattr(current, key) for key in _MERGEABLE}:
+        if merged != current.replaced_fields():
             self.update_customer(slug, **merged)
         return current.model_copy(update=merged)
 
@@ -143,5 +146,5 @@ class KaitenHook(CrmHook):
 
 
 def _checked_slug(slug: Any) -> str:
-    model = validate_model(CustomerSlug, {"customer_slug": slug}, record=f"Kaiten customer {slug!r}")
+    model = validate_model(CustomerSlug, {"customer_slug": slug}, record=customer_record(slug))
     return model.customer_slug

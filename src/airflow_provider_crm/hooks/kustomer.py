@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
+from typing_extensions import Unpack
 
 from airflow_provider_crm.errors import (
     CrmApiError,
@@ -15,9 +17,17 @@ from airflow_provider_crm.errors import (
     CrmConflictError,
     CrmNotFoundError,
     CrmOutcomeUnknownError,
+    restated,
 )
 from airflow_provider_crm.hooks.base import CrmHook
-from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, KObjectUpdate
+from airflow_provider_crm.models.kustomer import KObject
+from airflow_provider_crm.models.kustomer_requests import (
+    KObjectCreateFields,
+    KObjectCreateRequest,
+    KObjectUpdateFields,
+    KObjectUpdateRequest,
+    KObjectUpsertFields,
+)
 from airflow_provider_crm.models.kustomer_upsert import (
     CREATE,
     UNCHANGED,
@@ -26,7 +36,6 @@ from airflow_provider_crm.models.kustomer_upsert import (
     UpsertPlan,
     plan_upsert,
 )
-from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.models.values import aware_datetime
 from airflow_provider_crm.transport import Problem, Raw, VendorRules, api_path, escape_segment, json_or_none
 from airflow_provider_crm.transport.paths import segment
@@ -104,6 +113,8 @@ class KustomerHook(CrmHook):
     Connection: password = API key; host = base URL (``https://<org>.api.kustomerapp.com``
     recommended; no scheme means https). With no host, extra ``region`` (``us`` default, ``eu``,
     ``in``) picks the regional host.
+
+    :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
     """
 
     conn_type = "kustomer"
@@ -134,8 +145,7 @@ class KustomerHook(CrmHook):
 
     def get_kobject(self, klass_name: str, kobject_id: str) -> KObject:
         """Read a KObject by id; raises :class:`CrmNotFoundError` when it does not exist."""
-        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
-        return self._parse(self.transport.request("GET", path))
+        return self._parse(self.transport.request("GET", _kobject_path(klass_name, kobject_id)))
 
     def find_kobject_by_external_id(self, klass_name: str, external_id: str) -> KObject | None:
         """The KObject with this external id in the klass, or ``None`` when there is none."""
@@ -153,62 +163,36 @@ class KustomerHook(CrmHook):
     # -- writes -------------------------------------------------------------------------------
 
     def create_or_get_kobject(
-        self,
-        klass_name: str,
-        *,
-        title: str,
-        custom: dict[str, Any] | None = None,
-        external_id: str | None = None,
-        customer_id: str | None = None,
-        company_id: str | None = None,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        data: dict[str, Any] | None = None,
-        icon: str | None = None,
-        images: list[str] | None = None,
-        created_at: Any = None,
-        imported_at: Any = None,
+        self, klass_name: str, *, title: str, **fields: Unpack[KObjectCreateFields]
     ) -> tuple[KObject, bool]:
         """Create a KObject, never twice; also say whether this call created it.
 
-        With ``external_id`` an unknown outcome (connection lost after sending, timeout, 5xx)
-        is resolved by looking the record up before sending again, and a 409 for an external id
-        that already exists returns the stored record. Without it, an unknown outcome raises
-        :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError` rather than risk a
-        duplicate. ``customer_id`` links the object to a customer (it goes in the path),
+        Fields are those of :class:`~airflow_provider_crm.models.kustomer.KObjectCreate`; those
+        left ``None`` are not sent. With ``external_id`` an unknown outcome (connection lost after
+        sending, timeout, 5xx) is resolved by looking the record up before sending again, and a 409
+        for an external id that already exists returns the stored record. Without it, an unknown
+        outcome raises :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError` rather than
+        risk a duplicate. ``customer_id`` links the object to a customer (it goes in the path),
         ``company_id`` to a company. ``created_at``/``imported_at`` are date-times (aware
         ``datetime`` or ISO 8601 with an offset); Kustomer exempts creates with ``importedAt``
         from its per-customer create limit.
         """
-        record = _record("create", klass_name, external_id)
-        body = validate_model(
-            KObjectCreate,
-            _given(
-                title=title,
-                custom=custom,
-                external_id=external_id,
-                company_id=company_id,
-                description=description,
-                tags=tags,
-                data=data,
-                icon=icon,
-                images=images,
-                created_at=created_at,
-                imported_at=imported_at,
-            ),
-            record=record,
-        ).to_body()
-        klass = segment(klass_name, "klass_name")
-        if customer_id is not None:
-            path = api_path("v1", "customers", segment(customer_id, "customer_id"), "klasses", klass)
-        else:
-            path = api_path("v1", "klasses", klass)
+        return self.write_create(KObjectCreateRequest.build(klass_name, title=title, **fields))
+
+    def create_kobject(self, klass_name: str, *, title: str, **fields: Unpack[KObjectCreateFields]) -> KObject:
+        """Create a KObject, never twice (see :meth:`create_or_get_kobject`)."""
+        kobject, _ = self.create_or_get_kobject(klass_name, title=title, **fields)
+        return kobject
+
+    def write_create(self, request: KObjectCreateRequest) -> tuple[KObject, bool]:
+        """Carry out a validated create (see :meth:`create_or_get_kobject`)."""
+        klass_name, external_id = request.klass_name, request.external_id
         reconcile = (lambda: self._lookup(klass_name, external_id)) if external_id else None
         try:
-            response = self.transport.request("POST", path, json=body, reconcile=reconcile)
+            response = self._post_create(klass_name, request.customer_id, request.body, reconcile)
         except CrmOutcomeUnknownError as exc:
             raise CrmOutcomeUnknownError(
-                f"{record}: {exc} Give the record an external_id so that a retry can look it up "
+                f"{request.label}: {exc} Give the record an external_id so that a retry can look it up "
                 "instead of risking a duplicate.",
                 vendor=self.vendor,
                 cause=exc.cause,
@@ -216,64 +200,14 @@ class KustomerHook(CrmHook):
         except CrmConflictError:
             if not external_id or (existing := self._lookup(klass_name, external_id)) is None:
                 raise
-            log.warning("%s: the external id already exists; returning the stored KObject", record)
+            log.warning("%s: the external id already exists; returning the stored KObject", request.label)
             return self._parse(existing), False
         return self._parse(response), True
 
-    def create_kobject(
-        self,
-        klass_name: str,
-        *,
-        title: str,
-        custom: dict[str, Any] | None = None,
-        external_id: str | None = None,
-        customer_id: str | None = None,
-        company_id: str | None = None,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        data: dict[str, Any] | None = None,
-        icon: str | None = None,
-        images: list[str] | None = None,
-        created_at: Any = None,
-        imported_at: Any = None,
-    ) -> KObject:
-        """Create a KObject, never twice (see :meth:`create_or_get_kobject`)."""
-        kobject, _ = self.create_or_get_kobject(
-            klass_name,
-            title=title,
-            custom=custom,
-            external_id=external_id,
-            customer_id=customer_id,
-            company_id=company_id,
-            description=description,
-            tags=tags,
-            data=data,
-            icon=icon,
-            images=images,
-            created_at=created_at,
-            imported_at=imported_at,
-        )
-        return kobject
+    def update_kobject(self, klass_name: str, kobject_id: str, **fields: Unpack[KObjectUpdateFields]) -> KObject:
+        """Update a KObject with PUT; fields left ``None`` are not sent.
 
-    def update_kobject(
-        self,
-        klass_name: str,
-        kobject_id: str,
-        *,
-        title: str | None = None,
-        custom: dict[str, Any] | None = None,
-        external_id: str | None = None,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        data: dict[str, Any] | None = None,
-        icon: str | None = None,
-        images: list[str] | None = None,
-        created_at: Any = None,
-        imported_at: Any = None,
-        rev: int | None = None,
-        parent: str | None = None,
-    ) -> KObject:
-        """Update a KObject with PUT; arguments left ``None`` are not sent.
+        Fields are those of :class:`~airflow_provider_crm.models.kustomer.KObjectUpdate`.
 
         ``rev`` is the revision last read (``KObject.rev``): Kustomer then refuses the update
         with 409 when the object changed in between. A 409 is raised as
@@ -284,23 +218,12 @@ class KustomerHook(CrmHook):
         holding the values sent: applied, that state is returned. Anything else:
         :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError`.
         """
-        record = f"Kustomer KObject update {klass_name}/{kobject_id}"
-        fields = _given(
-            title=title,
-            custom=custom,
-            external_id=external_id,
-            description=description,
-            tags=tags,
-            data=data,
-            icon=icon,
-            images=images,
-            created_at=created_at,
-            imported_at=imported_at,
-            rev=rev,
-            parent=parent,
-        )
-        body = validate_model(KObjectUpdate, fields, record=record).to_body()
-        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
+        return self.write_update(KObjectUpdateRequest.build(klass_name, kobject_id, **fields))
+
+    def write_update(self, request: KObjectUpdateRequest) -> KObject:
+        """Carry out a validated update (see :meth:`update_kobject`)."""
+        path = _kobject_path(request.klass_name, request.kobject_id)
+        body, rev, record = request.body, request.rev, request.label
         reconcile = None if rev is None else (lambda: self._applied_at_next_rev(path, body, rev, record))
         try:
             response = self.transport.request("PUT", path, json=body, idempotent=rev is None, reconcile=reconcile)
@@ -311,21 +234,7 @@ class KustomerHook(CrmHook):
     # -- upsert -------------------------------------------------------------------------------
 
     def upsert_kobject(
-        self,
-        klass_name: str,
-        external_id: str,
-        *,
-        title: str,
-        custom: dict[str, Any] | None = None,
-        customer_id: str | None = None,
-        company_id: str | None = None,
-        description: str | None = None,
-        tags: list[str] | None = None,
-        data: dict[str, Any] | None = None,
-        icon: str | None = None,
-        images: list[str] | None = None,
-        created_at: Any = None,
-        imported_at: Any = None,
+        self, klass_name: str, external_id: str, *, title: str, **fields: Unpack[KObjectUpsertFields]
     ) -> tuple[KObject, Result]:
         """Create the KObject with this external id, or update the one that has it; say which.
 
@@ -337,22 +246,7 @@ class KustomerHook(CrmHook):
         again, and an update is an idempotent ``PUT``. ``customer_id`` and ``company_id`` link a
         new object only: Kustomer's update takes neither. Arguments as :meth:`create_or_get_kobject`.
         """
-        request = KObjectUpsert.build(
-            klass_name,
-            external_id,
-            customer_id=customer_id,
-            title=title,
-            custom=custom,
-            company_id=company_id,
-            description=description,
-            tags=tags,
-            data=data,
-            icon=icon,
-            images=images,
-            created_at=created_at,
-            imported_at=imported_at,
-        )
-        return self.write_upsert(request)
+        return self.write_upsert(KObjectUpsert.build(klass_name, external_id, title=title, **fields))
 
     def preview_upsert(self, request: KObjectUpsert) -> tuple[UpsertPlan, KObject | None]:
         """Look the record up and plan it, sending nothing else: the plan and the stored object."""
@@ -402,11 +296,6 @@ class KustomerHook(CrmHook):
 
     def _create_for_upsert(self, request: KObjectUpsert) -> tuple[KObject, bool]:
         """POST the create body; also say whether the answer came from a lookup after a lost answer."""
-        klass = segment(request.klass_name, "klass_name")
-        if request.customer_id is not None:
-            path = api_path("v1", "customers", segment(request.customer_id, "customer_id"), "klasses", klass)
-        else:
-            path = api_path("v1", "klasses", klass)
         found: list[requests.Response] = []
 
         def reconcile() -> requests.Response | None:
@@ -414,13 +303,27 @@ class KustomerHook(CrmHook):
             found.extend([response] if response is not None else [])
             return response
 
-        response = self.transport.request("POST", path, json=request.create_body, reconcile=reconcile)
+        response = self._post_create(request.klass_name, request.customer_id, request.create_body, reconcile)
         return self._parse(response), any(response is lookup for lookup in found)
 
+    def _post_create(
+        self,
+        klass_name: str,
+        customer_id: str | None,
+        body: dict[str, Any],
+        reconcile: Callable[[], requests.Response | None] | None,
+    ) -> requests.Response:
+        """``POST`` a create body; a customer link goes in the path (``/v1/customers/{id}/klasses/{name}``)."""
+        klass = segment(klass_name, "klass_name")
+        if customer_id is not None:
+            path = api_path("v1", "customers", segment(customer_id, "customer_id"), "klasses", klass)
+        else:
+            path = api_path("v1", "klasses", klass)
+        return self.transport.request("POST", path, json=body, reconcile=reconcile)
+
     def _put(self, klass_name: str, kobject_id: str, body: dict[str, Any], record: str) -> KObject:
-        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
         try:
-            response = self.transport.request("PUT", path, json=body)
+            response = self.transport.request("PUT", _kobject_path(klass_name, kobject_id), json=body)
         except CrmConflictError as exc:
             raise _update_conflict(exc, record, None) from exc
         return self._parse(response)
@@ -471,8 +374,8 @@ class KustomerHook(CrmHook):
             ) from None
 
 
-def _given(**fields: Any) -> dict[str, Any]:
-    return {key: value for key, value in fields.items() if value is not None}
+def _kobject_path(klass_name: str, kobject_id: str) -> str:
+    return api_path("v1", "klasses", segment(klass_name, "klass_name"), segment(kobject_id, "kobject_id"))
 
 
 def _holds(attributes: dict[str, Any], body: dict[str, Any]) -> bool:
@@ -501,7 +404,7 @@ def _same(sent: Any, held: Any) -> bool:
     return False
 
 
-def _update_conflict(error: CrmConflictError, record: str, rev: int | None) -> CrmConflictError:
+def _update_conflict(error: CrmConflictError, record: str, rev: int | None) -> CrmApiError:
     """A 409 on update, explained: Kustomer uses 409 for optimistic locking on ``rev``."""
     if rev is not None:
         reason = (
@@ -513,17 +416,4 @@ def _update_conflict(error: CrmConflictError, record: str, rev: int | None) -> C
             "Kustomer reports a conflict (409 is its answer to a stale rev, optimistic locking, or to an "
             "externalId another KObject already holds)"
         )
-    return CrmConflictError(
-        f"{record}: {reason}. Kustomer said: {error.message}",
-        vendor=error.vendor,
-        status=error.status,
-        code=error.code,
-        request_id=error.request_id,
-        details=error.details,
-        body_excerpt=error.body_excerpt,
-    )
-
-
-def _record(action: str, klass_name: str, external_id: str | None) -> str:
-    label = f"Kustomer KObject {action} in klass {klass_name!r}"
-    return f"{label} (externalId {external_id!r})" if external_id else label
+    return restated(error, f"{record}: {reason}. Kustomer said: {error.message}", CrmConflictError)

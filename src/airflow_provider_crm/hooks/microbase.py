@@ -17,19 +17,12 @@ from airflow_provider_crm.errors import (
     CrmConflictError,
     CrmNotFoundError,
     excerpt,
+    restated,
 )
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.hooks.tokens import CachedToken, IssuedToken
-from airflow_provider_crm.models.microbase import CustomerUpdate, MicroBaseCustomer
-from airflow_provider_crm.models.validation import validate_model
-from airflow_provider_crm.transport import (
-    Disposition,
-    Problem,
-    VendorRules,
-    api_path,
-    json_or_none,
-    require_json,
-)
+from airflow_provider_crm.models.microbase import MicroBaseCustomer, customer_update
+from airflow_provider_crm.transport import Disposition, Problem, VendorRules, api_path, json_or_none, require_json
 
 DEFAULT_TOKEN_PATH = "/services/oauth/v2/token"
 
@@ -73,20 +66,17 @@ class MicroBaseRules(VendorRules):
         message = code if data is None else f"{code}: {excerpt(str(data), 300)}"
         return Problem(message=message, code=code, details=data)
 
-    def error_for(self, response: requests.Response) -> CrmApiError | None:
+    def error_for(self, response: requests.Response, *, conn_id: str | None = None) -> CrmApiError | None:
         if response.status_code >= 400:
-            return super().error_for(response)
+            return super().error_for(response, conn_id=conn_id)
         body = json_or_none(response)
         if isinstance(body, dict) and body.get("ok") is False:
-            return self.build_error(response, self.parse_problem(response))
+            return self.build_error(response, self.parse_problem(response), conn_id=conn_id)
         return None
 
-    def build_error(self, response: requests.Response, problem: Problem) -> CrmApiError:
-        error = super().build_error(response, problem)
-        business_class = BUSINESS_ERRORS.get(problem.code or "")
-        if business_class is not None and not isinstance(error, business_class):
-            error.__class__ = business_class
-        return error
+    def error_class(self, status: int, problem: Problem) -> type[CrmApiError]:
+        """A business error code names the class; the HTTP status (often 200) does not."""
+        return BUSINESS_ERRORS.get(problem.code or "") or super().error_class(status, problem)
 
     def disposition(self, error: CrmApiError) -> Disposition:
         if error.code in BUSINESS_ERRORS or (error.status or 0) < 400:
@@ -103,6 +93,8 @@ class MicroBaseHook(CrmHook):
     on the same host, e.g. ``/services/oauth/v2/token``). Issued tokens are cached until shortly
     before they expire, registered with Airflow's masker, and renewed once if the service
     answers ``invalid_token``.
+
+    :param microbase_conn_id: The Airflow connection to use (default ``microbase_default``).
     """
 
     conn_type = "microbase"
@@ -150,15 +142,8 @@ class MicroBaseHook(CrmHook):
         except CrmApiError as exc:
             if exc.status is None or exc.status >= 500:
                 raise
-            raise CrmAuthenticationError(
-                f"the token endpoint refused the client credentials: {exc.message}",
-                vendor=self.vendor,
-                status=exc.status,
-                code=exc.code,
-                request_id=exc.request_id,
-                details=exc.details,
-                body_excerpt=exc.body_excerpt,
-            ) from None
+            message = f"the token endpoint refused the client credentials: {exc.message}"
+            raise restated(exc, message, CrmAuthenticationError) from None
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -195,8 +180,7 @@ class MicroBaseHook(CrmHook):
         tags: list[str] | None = None,
     ) -> MicroBaseCustomer:
         """``customer.update``: fields left ``None`` are not sent and keep their value."""
-        body = validate_model(
-            CustomerUpdate,
+        body = customer_update(
             {
                 "id": customer_id,
                 "email": email,
@@ -204,8 +188,7 @@ class MicroBaseHook(CrmHook):
                 "last_name": last_name,
                 "status": status,
                 "tags": tags,
-            },
-            record=f"MicroBase customer {customer_id!r}",
+            }
         ).to_body()
         return self._customer(self.call("customer.update", body))
 

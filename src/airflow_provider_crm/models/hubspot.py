@@ -190,11 +190,51 @@ class BatchIncompleteError(CrmError):
 
 OBJECT_ID_PROPERTY = "hs_object_id"
 TRACE_PREFIX = "input-"
+BATCH_SIZE = 100
+"""HubSpot's documented cap on inputs per batch call."""
+
+
+def checked_batch_size(batch_size: int) -> int:
+    """``batch_size`` if HubSpot takes that many inputs per call; ``ValueError`` otherwise."""
+    if not 1 <= batch_size <= BATCH_SIZE:
+        raise ValueError(f"batch_size must be between 1 and {BATCH_SIZE} (HubSpot's cap), not {batch_size!r}")
+    return batch_size
 
 
 def trace_id(index: int) -> str:
     """The ``objectWriteTraceId`` of input ``index``: unique within a call, so errors can name it."""
     return f"{TRACE_PREFIX}{index}"
+
+
+def checked_id_property(id_property: Any, record: str) -> str:
+    """``id_property`` if it can name a property; :class:`CrmValidationError` naming ``record`` otherwise."""
+    if not isinstance(id_property, str) or not id_property.strip():
+        raise CrmValidationError(f"{record}: id_property must be a property name", field="id_property", record=record)
+    return id_property
+
+
+def prepare_batch_input(index: int, item: Any, *, clear_nulls: bool, need_id_property: bool) -> dict[str, Any]:
+    """One batch input as HubSpot wants it; raises :class:`CrmValidationError` naming the input."""
+    record = f"HubSpot batch input #{index}"
+    if not isinstance(item, Mapping):
+        raise CrmValidationError(f"{record}: must be a mapping with id and properties", record=record)
+    order_id = item.get("id")
+    if not isinstance(order_id, (str, int)) or isinstance(order_id, bool) or not str(order_id).strip():
+        raise CrmValidationError(f"{record}: id is required", field="id", record=record)
+    record = f"HubSpot batch input #{index} (id {order_id!r})"
+    body: dict[str, Any] = {
+        "id": str(order_id),
+        "properties": serialise_properties(item.get("properties"), record=record, clear_nulls=clear_nulls),
+        # A unique trace id per input makes HubSpot report failures per input (207) and lets
+        # each error be matched back to its input.
+        "objectWriteTraceId": trace_id(index),
+    }
+    id_property = item.get("id_property") or item.get("idProperty")
+    if id_property:
+        body["idProperty"] = checked_id_property(id_property, record)
+    elif need_id_property:
+        raise CrmValidationError(f"{record}: upsert needs id_property", field="id_property", record=record)
+    return body
 
 
 def request_key(body: Mapping[str, Any]) -> tuple[str, str]:

@@ -6,17 +6,31 @@ starting and ending alphanumeric; domains are lower case with at least one dot.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from airflow_provider_crm.errors import CrmValidationError
 from airflow_provider_crm.models.body import RequestBody
+from airflow_provider_crm.models.validation import validate_model
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
 DOMAIN_PATTERN = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$"
 
 Slug = Annotated[StrictStr, Field(min_length=2, max_length=100, pattern=SLUG_PATTERN)]
 Domain = Annotated[StrictStr, Field(pattern=DOMAIN_PATTERN)]
+
+REPLACED_FIELDS = ("name", "external_customer_id", "domain")
+"""The customer fields a PUT carries, and so the fields a change may name."""
+CLEARABLE_FIELDS = ("external_customer_id", "domain")
+"""The fields a change may clear (set to ``None``); Kaiten requires a ``name``."""
+_NAME_STAND_IN = "placeholder"
+
+
+def customer_record(slug: Any) -> str:
+    """How messages name the customer ``slug``."""
+    return f"Kaiten customer {slug!r}"
 
 
 class CustomerSlug(BaseModel):
@@ -39,6 +53,21 @@ class CustomerReplacement(RequestBody):
     domain: Domain | None = None
 
 
+def validate_changes(slug: Any, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Check a partial change set (some of :data:`REPLACED_FIELDS`) before the customer is read.
+
+    The PUT body requires ``name``; when a change leaves it out, a stand-in name lets the other
+    fields be checked as the body will check them, so a bad value fails before any request.
+    """
+    record = customer_record(slug)
+    if not changes:
+        raise CrmValidationError(
+            f"{record}: nothing to update; give name, external_customer_id or domain", record=record
+        )
+    validate_model(CustomerReplacement, {"name": _NAME_STAND_IN, **changes}, record=record)
+    return dict(changes)
+
+
 class KaitenCustomer(BaseModel):
     """The customer fields callers use; ``raw`` keeps the whole document."""
 
@@ -50,6 +79,10 @@ class KaitenCustomer(BaseModel):
     external_customer_id: str | None = Field(default=None, alias="externalCustomerId")
     domain: str | None = None
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
+
+    def replaced_fields(self) -> dict[str, Any]:
+        """The values a full-replacement PUT would carry for this customer as it is."""
+        return {name: getattr(self, name) for name in REPLACED_FIELDS}
 
     @classmethod
     def from_document(cls, body: Any, slug: str | None = None) -> KaitenCustomer:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from airflow_provider_crm.errors import CrmValidationError
 from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, custom_attribute_suffix
+from airflow_provider_crm.models.kustomer_requests import given
 from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.models.values import aware_datetime
 
@@ -72,8 +73,7 @@ class KObjectUpsert:
                 field="customer_id",
                 record=record,
             )
-        given = {key: value for key, value in fields.items() if value is not None}
-        body = validate_model(KObjectCreate, {**given, "external_id": external_id}, record=record).to_body()
+        body = validate_model(KObjectCreate, {**given(fields), "external_id": external_id}, record=record).to_body()
         return cls(klass_name, external_id, body, customer_id)
 
     @property

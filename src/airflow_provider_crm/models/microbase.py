@@ -9,11 +9,13 @@ replace the tags, so an empty list is allowed.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator, model_validator
 
 from airflow_provider_crm.models.body import RequestBody
+from airflow_provider_crm.models.validation import validate_model
 
 # Close to what the service's ``isemail`` check accepts: a dot-atom local part of RFC 5322 atext (isemail
 # refuses its "specials", see skeggse/isemail lib/index.js), a dotted host name, at most 254 characters
@@ -24,6 +26,13 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EMAIL_PATTERN = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@{_LABEL}(?:\.{_LABEL})+")
 MAX_EMAIL_LENGTH, MAX_LOCAL_PART_LENGTH = 254, 64
 EMPTY_REFUSAL = "must not be empty: MicroBase ignores empty values, so it cannot clear a field this way"
+UPDATE_FIELDS = ("email", "first_name", "last_name", "status", "tags")
+"""What ``customer.update`` can change, besides the ``id`` that names the customer."""
+
+
+def customer_record(customer_id: Any) -> str:
+    """How messages name the customer ``customer_id``."""
+    return f"MicroBase customer {customer_id!r}"
 
 
 def _not_empty(value: Any) -> Any:
@@ -72,6 +81,12 @@ class CustomerUpdate(RequestBody):
         if not self.to_body().keys() - {"id"}:
             raise ValueError("nothing to update; give email, first_name, last_name, status or tags")
         return self
+
+
+def customer_update(arguments: Mapping[str, Any]) -> CustomerUpdate:
+    """``arguments`` (``id`` and some of :data:`UPDATE_FIELDS`) checked as ``customer.update`` takes them;
+    raises :class:`~airflow_provider_crm.errors.CrmValidationError` naming the customer."""
+    return validate_model(CustomerUpdate, dict(arguments), record=customer_record(arguments.get("id")))
 
 
 class MicroBaseCustomer(BaseModel):

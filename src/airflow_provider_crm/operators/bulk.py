@@ -10,6 +10,7 @@ See :mod:`airflow_provider_crm.bulk.writers` for each vendor's record shape.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -19,32 +20,36 @@ if TYPE_CHECKING:
 
     from airflow_provider_crm.bulk.runner import RecordWriter
     from airflow_provider_crm.hooks.base import CrmHook
+    from airflow_provider_crm.hooks.hubspot import HubSpotHook
+    from airflow_provider_crm.hooks.kaiten import KaitenHook
+    from airflow_provider_crm.hooks.kustomer import KustomerHook
+    from airflow_provider_crm.hooks.microbase import MicroBaseHook
 
 _COMMON_TEMPLATES = ("records", "source", "ledger_path", "dead_letter_path")
 
 
 class BulkWriteOperator(BaseOperator):
-    """Shared machinery; subclasses say which hook and which record writer to use.
+    """Shared machinery; subclasses say which hook (:attr:`hook`) and which record writer to use.
 
-    :param records: a list of records (e.g. ``upstream.output``), or JSON text of one.
-    :param source: instead of ``records``, a ``.jsonl``/``.ndjson``/``.csv``/``.json`` file, local or
+    :param records: A list of records (e.g. ``upstream.output``), or JSON text of one. (templated)
+    :param source: Instead of ``records``, a ``.jsonl``/``.ndjson``/``.csv``/``.json`` file, local or
         any ``ObjectStoragePath`` URL (``s3://``, ``gs://``, ... where its provider is installed);
-        read as a stream.
-    :param ledger_path: where to write one JSON line per input record.
-    :param dead_letter_path: where to write each rejected record (replayable as ``source``).
+        read as a stream. (templated)
+    :param ledger_path: Where to write one JSON line per input record. (templated)
+    :param dead_letter_path: Where to write each rejected record (replayable as ``source``). (templated)
     :param on_record_error: ``fail`` (stop at the first rejected record), ``warn`` or ``skip``.
-    :param max_reject_ratio: with ``warn``/``skip``, the share of rejected records above which the
+    :param max_reject_ratio: With ``warn``/``skip``, the share of rejected records above which the
         task fails. A run in which every record was rejected always fails.
-    :param dry_run: validate every record and resolve what can be resolved (lookups), write
+    :param dry_run: Validate every record and resolve what can be resolved (lookups), write
         nothing, report would-create / would-update / invalid.
-    :param max_workers: concurrent requests (per-record vendors) or batches (HubSpot).
-    :param rate_limit: requests per second for this task; default: the connection's
+    :param max_workers: Concurrent requests (per-record vendors) or batches (HubSpot).
+    :param rate_limit: Requests per second for this task; default: the connection's
         ``rate_limit_per_second`` extra, else the vendor's documented limit.
-    :param push_ids: also push the key → remote id map of every record written (this try's and
+    :param push_ids: Also push the key → remote id map of every record written (this try's and
         the earlier tries') under the XCom key ``ids``, read back from the ledger (so ``ledger_path``
         is required). More than :data:`~airflow_provider_crm.bulk.ids.MAX_PUSHED_IDS` ids fail the
         task with :class:`~airflow_provider_crm.bulk.ids.TooManyIdsError`: read them with ``read_ids``.
-    :param column_types: for a CSV ``source``, the type of a column's cells by column name, e.g.
+    :param column_types: For a CSV ``source``, the type of a column's cells by column name, e.g.
         ``{"custom.legacyCode": "str", "custom.score": "float"}``; wins over the type the vendor's
         attribute names give (Kustomer ``Num``/``Bool``, ``tags``). Types: ``str``, ``int``,
         ``float``, ``number``, ``bool``, ``list``, ``json`` (see :mod:`airflow_provider_crm.bulk.cells`).
@@ -83,22 +88,26 @@ class BulkWriteOperator(BaseOperator):
         self.dead_letter_path = dead_letter_path
         self.on_record_error = on_record_error
         self.max_reject_ratio = max_reject_ratio
+        # Not ``self.dry_run``: that name is BaseOperator's method for rendering templates without running.
         self.preview_only = dry_run
         self.max_workers = max_workers
         self.rate_limit = rate_limit
         self.column_types = check_column_types(column_types)  # refused when the DAG is parsed
 
-    def make_hook(self) -> CrmHook:
+    @cached_property
+    def hook(self) -> CrmHook:
+        """The vendor's hook for this task's connection; each operator below says which."""
         raise NotImplementedError
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    def make_writer(self) -> RecordWriter:
+        """The vendor's record writer, talking through :attr:`hook`."""
         raise NotImplementedError
 
-    def _typed_writer(self, hook: Any) -> RecordWriter:
+    def _typed_writer(self) -> RecordWriter:
         """The writer, converting CSV cells by the vendor's types and ``column_types`` before it checks them."""
         from airflow_provider_crm.bulk.cells import typed_cells
 
-        return typed_cells(self.make_writer(hook), self.column_types)
+        return typed_cells(self.make_writer(), self.column_types)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_crm.bulk.ledger import JsonLinesWriter, Ledger
@@ -108,17 +117,16 @@ class BulkWriteOperator(BaseOperator):
         from airflow_provider_crm.bulk.sources import iter_records
 
         policy = ErrorPolicy(self.on_record_error, self.max_reject_ratio)
-        hook = self.make_hook()
-        hook.use_rate_limit(self.rate_limit)
+        self.hook.use_rate_limit(self.rate_limit)
         progress = None if self.preview_only else TaskStateProgress.from_context(context)
         resuming = progress is not None and progress.load().started
         ledger = Ledger(
             JsonLinesWriter(self.ledger_path, append=resuming),
             JsonLinesWriter(None if self.preview_only else self.dead_letter_path, append=resuming),
         )
-        limiter = hook.transport.limiter
+        limiter = self.hook.transport.limiter
         runner = BulkRunner(
-            self._typed_writer(hook),
+            self._typed_writer(),
             ledger,
             policy,
             max_workers=self.max_workers,
@@ -158,7 +166,13 @@ class BulkWriteOperator(BaseOperator):
 
 
 class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
-    """Create KObjects of ``klass_name``; a record whose ``external_id`` already exists is ``unchanged``."""
+    """Create KObjects of ``klass_name``; a record whose ``external_id`` already exists is ``unchanged``.
+
+    Takes the parameters of :class:`BulkWriteOperator`, and:
+
+    :param klass_name: The KObject klass to write. (templated)
+    :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
+    """
 
     template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "klass_name")
 
@@ -167,24 +181,32 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
         self.klass_name = klass_name
         self.kustomer_conn_id = kustomer_conn_id
 
-    def make_hook(self) -> CrmHook:
+    @cached_property
+    def hook(self) -> KustomerHook:
+        """The hook for ``kustomer_conn_id``, imported here so parsing a DAG does not load it."""
         from airflow_provider_crm.hooks.kustomer import KustomerHook
 
         return KustomerHook(kustomer_conn_id=self.kustomer_conn_id)
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.kustomer import KustomerCreateWriter
 
-        return KustomerCreateWriter(hook, self.klass_name)
+        return KustomerCreateWriter(self.hook, self.klass_name)
 
 
 class KustomerBulkUpdateKObjectsOperator(KustomerBulkCreateKObjectsOperator):
-    """Update KObjects of ``klass_name``; each record carries the KObject ``id``."""
+    """Update KObjects of ``klass_name``; each record carries the KObject ``id``.
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    Takes the parameters of :class:`BulkWriteOperator`, and:
+
+    :param klass_name: The KObject klass to write. (templated)
+    :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
+    """
+
+    def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.kustomer import KustomerUpdateWriter
 
-        return KustomerUpdateWriter(hook, self.klass_name)
+        return KustomerUpdateWriter(self.hook, self.klass_name)
 
 
 class KustomerBulkUpsertKObjectsOperator(KustomerBulkCreateKObjectsOperator):
@@ -193,48 +215,67 @@ class KustomerBulkUpsertKObjectsOperator(KustomerBulkCreateKObjectsOperator):
     Each record is looked up by its external id, then updated (``PUT``) or created (``POST``);
     the ledger says ``created``, ``updated``, or ``unchanged`` when the stored object already held
     every value. A dry run reports ``would_create`` / ``would_update`` / ``unchanged``.
+
+    Takes the parameters of :class:`BulkWriteOperator`, and:
+
+    :param klass_name: The KObject klass to write. (templated)
+    :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
     """
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.kustomer import KustomerUpsertWriter
 
-        return KustomerUpsertWriter(hook, self.klass_name)
+        return KustomerUpsertWriter(self.hook, self.klass_name)
 
 
 class KaitenBulkUpdateCustomersOperator(BulkWriteOperator):
-    """Update Kaiten customers by ``slug``; absent fields keep their value, ``null`` clears."""
+    """Update Kaiten customers by ``slug``; absent fields keep their value, ``null`` clears.
+
+    Takes the parameters of :class:`BulkWriteOperator`, and:
+
+    :param kaiten_conn_id: The Airflow connection to use (default ``kaiten_default``).
+    """
 
     def __init__(self, *, kaiten_conn_id: str = "kaiten_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.kaiten_conn_id = kaiten_conn_id
 
-    def make_hook(self) -> CrmHook:
+    @cached_property
+    def hook(self) -> KaitenHook:
+        """The hook for ``kaiten_conn_id``, imported here so parsing a DAG does not load it."""
         from airflow_provider_crm.hooks.kaiten import KaitenHook
 
         return KaitenHook(kaiten_conn_id=self.kaiten_conn_id)
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.kaiten import KaitenWriter
 
-        return KaitenWriter(hook)
+        return KaitenWriter(self.hook)
 
 
 class MicroBaseBulkUpdateCustomersOperator(BulkWriteOperator):
-    """``customer.update`` for each record (keyed by ``id``)."""
+    """``customer.update`` for each record (keyed by ``id``).
+
+    Takes the parameters of :class:`BulkWriteOperator`, and:
+
+    :param microbase_conn_id: The Airflow connection to use (default ``microbase_default``).
+    """
 
     def __init__(self, *, microbase_conn_id: str = "microbase_default", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.microbase_conn_id = microbase_conn_id
 
-    def make_hook(self) -> CrmHook:
+    @cached_property
+    def hook(self) -> MicroBaseHook:
+        """The hook for ``microbase_conn_id``, imported here so parsing a DAG does not load it."""
         from airflow_provider_crm.hooks.microbase import MicroBaseHook
 
         return MicroBaseHook(microbase_conn_id=self.microbase_conn_id)
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.microbase import MicroBaseWriter
 
-        return MicroBaseWriter(hook)
+        return MicroBaseWriter(self.hook)
 
 
 class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
@@ -243,6 +284,15 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
     A batch HubSpot refuses whole for one bad value is split until only the bad records are
     rejected; records HubSpot's answer leaves unsettled are read back, so nothing HubSpot applied
     is rejected. A dry run reads the orders in batches (100 per request).
+
+    Takes the parameters of :class:`BulkWriteOperator`, and:
+
+    :param id_property: A unique order property that identifies the records instead of the
+        HubSpot id. (templated)
+    :param clear_nulls: Send a ``None`` property value as ``""``, which clears it, instead of leaving
+        it out (so upstream nulls do not wipe CRM values by default).
+    :param batch_size: Records per batch call, 1 to 100.
+    :param hubspot_conn_id: The Airflow connection to use (default ``hubspot_default``).
     """
 
     template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "id_property")
@@ -265,16 +315,18 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
         self.batch_size = batch_size
         self.hubspot_conn_id = hubspot_conn_id
 
-    def make_hook(self) -> CrmHook:
+    @cached_property
+    def hook(self) -> HubSpotHook:
+        """The hook for ``hubspot_conn_id``, imported here so parsing a DAG does not load it."""
         from airflow_provider_crm.hooks.hubspot import HubSpotHook
 
         return HubSpotHook(hubspot_conn_id=self.hubspot_conn_id)
 
-    def make_writer(self, hook: Any) -> RecordWriter:
+    def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.hubspot import HubSpotBatchWriter
 
         return HubSpotBatchWriter(
-            hook,
+            self.hook,
             upsert=self.upsert,
             id_property=self.id_property,
             clear_nulls=self.clear_nulls,
@@ -283,7 +335,10 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
 
 
 class HubSpotBulkUpsertOrdersOperator(HubSpotBulkUpdateOrdersOperator):
-    """Create or update orders by the unique property ``id_property``, 100 per call."""
+    """Create or update orders by the unique property ``id_property``, 100 per call.
+
+    Takes the parameters of :class:`HubSpotBulkUpdateOrdersOperator`; ``id_property`` is required.
+    """
 
     upsert = True
 

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_provider_crm.errors import CrmValidationError
 from airflow_provider_crm.links import CrmRecordLink, push_record_url
+from airflow_provider_crm.models.kaiten import CLEARABLE_FIELDS, REPLACED_FIELDS, customer_record
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-CLEARABLE_FIELDS = ("external_customer_id", "domain")
+    from airflow_provider_crm.hooks.kaiten import KaitenHook
 
 
 class KaitenUpdateCustomerOperator(BaseOperator):
@@ -21,9 +23,15 @@ class KaitenUpdateCustomerOperator(BaseOperator):
 
     Kaiten's PUT replaces the whole customer (fields it does not carry are cleared). This
     operator reads the customer first and writes back its current values for every field left
-    ``None``, so only what you pass changes. To clear a field on purpose, name it in
-    ``clear_fields`` (``"external_customer_id"`` and/or ``"domain"``). At least one change is
-    required.
+    ``None``, so only what you pass changes. At least one change is required.
+
+    :param customer_slug: The customer's slug. (templated)
+    :param name: The new name. (templated)
+    :param external_customer_id: The new external customer id. (templated)
+    :param domain: The new domain. (templated)
+    :param clear_fields: Fields to clear on purpose: ``"external_customer_id"`` and/or
+        ``"domain"``. (templated)
+    :param kaiten_conn_id: The Airflow connection to use (default ``kaiten_default``).
     """
 
     template_fields: Sequence[str] = (
@@ -55,18 +63,17 @@ class KaitenUpdateCustomerOperator(BaseOperator):
         self.clear_fields = clear_fields
         self.kaiten_conn_id = kaiten_conn_id
 
+    @cached_property
+    def hook(self) -> KaitenHook:
+        """The hook for ``kaiten_conn_id``, imported here so parsing a DAG does not load it."""
+        from airflow_provider_crm.hooks.kaiten import KaitenHook
+
+        return KaitenHook(kaiten_conn_id=self.kaiten_conn_id)
+
     def changes(self) -> dict[str, Any]:
         """The fields to change, with ``None`` for those to clear; checked before any request."""
-        record = f"Kaiten customer {self.customer_slug!r}"
-        given = {
-            key: value
-            for key, value in (
-                ("name", self.name),
-                ("external_customer_id", self.external_customer_id),
-                ("domain", self.domain),
-            )
-            if value is not None
-        }
+        record = customer_record(self.customer_slug)
+        given = {name: getattr(self, name) for name in REPLACED_FIELDS if getattr(self, name) is not None}
         to_clear = list(self.clear_fields or [])
         for field in to_clear:
             if field not in CLEARABLE_FIELDS:
@@ -88,11 +95,8 @@ class KaitenUpdateCustomerOperator(BaseOperator):
         return changes
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_crm.hooks.kaiten import KaitenHook
-
         changes = self.changes()
-        hook = KaitenHook(kaiten_conn_id=self.kaiten_conn_id)
-        hook.merge_customer(self.customer_slug, **changes)
-        push_record_url(context, hook.record_url(id=self.customer_slug, slug=self.customer_slug))
+        self.hook.merge_customer(self.customer_slug, **changes)
+        push_record_url(context, self.hook.record_url(id=self.customer_slug, slug=self.customer_slug))
         self.log.info("Kaiten customer %s is updated (%s)", self.customer_slug, ", ".join(sorted(changes)))
         return self.customer_slug

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
@@ -11,6 +12,8 @@ from airflow_provider_crm.links import CrmRecordLink, push_record_url
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from airflow_provider_crm.hooks.microbase import MicroBaseHook
 
 
 class MicroBaseUpdateCustomerOperator(BaseOperator):
@@ -25,6 +28,14 @@ class MicroBaseUpdateCustomerOperator(BaseOperator):
     are refused because MicroBase ignores them (it cannot clear a field). ``tags=[]`` clears
     the tags. Business errors (``customer_not_found``, ``duplicate_key``, ...) fail the task
     with a typed error and are never retried inside the task.
+
+    :param customer_id: The customer's id. (templated)
+    :param customer_email: The new e-mail address. (templated)
+    :param first_name: The new first name. (templated)
+    :param last_name: The new last name. (templated)
+    :param status: ``ACTIVE`` or ``INACTIVE``. (templated)
+    :param tags: The new tags, replacing the old ones. (templated)
+    :param microbase_conn_id: The Airflow connection to use (default ``microbase_default``).
     """
 
     template_fields: Sequence[str] = (
@@ -60,11 +71,15 @@ class MicroBaseUpdateCustomerOperator(BaseOperator):
         self.tags = tags
         self.microbase_conn_id = microbase_conn_id
 
-    def execute(self, context: Context) -> str:
+    @cached_property
+    def hook(self) -> MicroBaseHook:
+        """The hook for ``microbase_conn_id``, imported here so parsing a DAG does not load it."""
         from airflow_provider_crm.hooks.microbase import MicroBaseHook
 
-        hook = MicroBaseHook(microbase_conn_id=self.microbase_conn_id)
-        customer = hook.update_customer(
+        return MicroBaseHook(microbase_conn_id=self.microbase_conn_id)
+
+    def execute(self, context: Context) -> str:
+        customer = self.hook.update_customer(
             self.customer_id,
             email=self.customer_email,
             first_name=self.first_name,
@@ -73,5 +88,5 @@ class MicroBaseUpdateCustomerOperator(BaseOperator):
             tags=self.tags,
         )
         self.log.info("MicroBase customer %s is updated", customer.id)
-        push_record_url(context, hook.record_url(id=customer.id))
+        push_record_url(context, self.hook.record_url(id=customer.id))
         return customer.id

@@ -1,7 +1,7 @@
 """Stateful local emulators of the vendor HTTP APIs, for tests, demos and DAG development.
 
 One loopback HTTP server serves every vendor under its own prefix (``/kustomer``, ``/kaiten``,
-``/microbase``, ``/hubspot``; a prefix with no emulator yet answers 501). It keeps
+``/microbase``, ``/hubspot``; any other prefix answers 404). It keeps
 what was written, journals what arrived (credentials redacted), and can be told to misbehave:
 rate limits, 5xx, slow answers, connections dropped before or after a write is stored, mangled
 bodies, or all of these at random in a seeded, reproducible mix (chaos mode).
@@ -29,10 +29,18 @@ driven from other processes through ``/_sandbox/health``, ``/_sandbox/journal``,
 (body like ``{"kind": "rate_limit", "count": 2, "retry_after": 1}``) and
 ``GET|POST /_sandbox/config/<vendor>`` and ``GET|POST|DELETE /_sandbox/chaos/<vendor>`` (body like
 ``{"seed": 7, "rate": 0.1, "mix": {"rate_limit": 2, "slow": 1}}``).
+
+Layout: each vendor has one home, ``sandbox/vendors/<vendor>/`` (``app``, ``state``,
+``validation``, ``errors``, plus what only that vendor needs); what vendors share is in
+``sandbox/common/``; the server, engine, control API, journal, faults and chaos sit at the top.
+The emulators deliberately keep their own copy of each vendor's rules and limits instead of
+importing the client's models: they are our model of the vendor, checked against the vendor's
+documentation and samples, so a test against them checks the client against the vendor, not
+against itself.
 """
 
-from airflow_provider_crm.sandbox.base import VendorApp
 from airflow_provider_crm.sandbox.chaos import CHAOS_KINDS, Chaos, ChaosDecision, chaos_from_dict
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import (
     DropAfterStore,
     DropBeforeStore,
@@ -47,11 +55,17 @@ from airflow_provider_crm.sandbox.faults import (
     fault_from_dict,
 )
 from airflow_provider_crm.sandbox.journal import JournalEntry
-from airflow_provider_crm.sandbox.kustomer import KustomerApp
-from airflow_provider_crm.sandbox.kustomer_state import KustomerState
 from airflow_provider_crm.sandbox.messages import SandboxRequest, SandboxResponse
 from airflow_provider_crm.sandbox.registry import DEFAULT_TOKENS, VENDORS
 from airflow_provider_crm.sandbox.server import Sandbox
+from airflow_provider_crm.sandbox.vendors.hubspot.app import HubSpotApp
+from airflow_provider_crm.sandbox.vendors.hubspot.state import HubSpotState
+from airflow_provider_crm.sandbox.vendors.kaiten.app import KaitenApp
+from airflow_provider_crm.sandbox.vendors.kaiten.state import KaitenState
+from airflow_provider_crm.sandbox.vendors.kustomer.app import KustomerApp
+from airflow_provider_crm.sandbox.vendors.kustomer.state import KustomerState
+from airflow_provider_crm.sandbox.vendors.microbase.app import MicroBaseApp
+from airflow_provider_crm.sandbox.vendors.microbase.state import MicroBaseState
 
 __all__ = [
     "CHAOS_KINDS",
@@ -64,11 +78,17 @@ __all__ = [
     "Fault",
     "GatewayPage",
     "HttpStatus",
+    "HubSpotApp",
+    "HubSpotState",
     "JournalEntry",
+    "KaitenApp",
+    "KaitenState",
     "KustomerApp",
     "KustomerState",
     "Latency",
     "MangledJson",
+    "MicroBaseApp",
+    "MicroBaseState",
     "OperationFailure",
     "RateLimit",
     "Sandbox",

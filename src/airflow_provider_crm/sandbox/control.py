@@ -1,14 +1,20 @@
 """HTTP control endpoints under ``/_sandbox`` for driving a sandbox from another process.
 
-They need no token (the server binds to loopback by default) and are not journaled.
+They need no token (the server binds to loopback by default) and are not journaled. The API
+drives any :class:`SandboxParts` (the engine, in practice) and knows nothing else about it; the
+server decides which requests it answers (:func:`is_control_path`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from airflow_provider_crm.sandbox.chaos import chaos_from_dict
-from airflow_provider_crm.sandbox.faults import fault_from_dict
+from airflow_provider_crm.sandbox.chaos_board import ChaosBoard
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
+from airflow_provider_crm.sandbox.faults import FaultQueue, fault_from_dict
+from airflow_provider_crm.sandbox.journal import Journal
 from airflow_provider_crm.sandbox.messages import (
     InvalidJson,
     SandboxRequest,
@@ -20,11 +26,35 @@ from airflow_provider_crm.sandbox.messages import (
 )
 from airflow_provider_crm.sandbox.routing import Router
 
-if TYPE_CHECKING:
-    from airflow_provider_crm.sandbox.base import VendorApp
-    from airflow_provider_crm.sandbox.engine import Engine
+CONTROL_PREFIX = "/_sandbox"
 
 _TRUE = {"1", "true", "yes"}
+
+_Parsed = TypeVar("_Parsed")
+
+
+class SandboxParts(Protocol):
+    """What the control API reads and changes: the apps, journal, fault queue and chaos board."""
+
+    @property
+    def apps(self) -> Mapping[str, VendorApp]: ...
+
+    @property
+    def journal(self) -> Journal: ...
+
+    @property
+    def faults(self) -> FaultQueue: ...
+
+    @property
+    def chaos(self) -> ChaosBoard: ...
+
+    def reset(self, vendor: str | None = None) -> None:
+        """Clear state, journal, faults and chaos (of one vendor, or of all)."""
+
+
+def is_control_path(raw_path: str) -> bool:
+    """Whether a request path belongs to the control API (``/_sandbox`` or below)."""
+    return raw_path == CONTROL_PREFIX or raw_path.startswith(CONTROL_PREFIX + "/")
 
 
 def _error(status: int, message: str) -> SandboxResponse:
@@ -42,8 +72,8 @@ class ControlApi:
     ``GET|DELETE faults``, ``POST faults/{vendor}``, ``GET|POST config/{vendor}``,
     ``GET|POST|DELETE chaos/{vendor}``."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+    def __init__(self, sandbox: SandboxParts) -> None:
+        self._sandbox = sandbox
         self._router = Router()
         add = self._router.add
         add("GET", "/health", self._health)
@@ -60,7 +90,7 @@ class ControlApi:
         add("DELETE", "/chaos/{vendor}", self._stop_chaos)
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> SandboxResponse:
-        """Answer a control request; ``path`` is relative to ``/_sandbox``."""
+        """Answer a control request; ``path`` is relative to :data:`CONTROL_PREFIX`."""
         request = SandboxRequest(
             method=method,
             target=path,
@@ -73,7 +103,7 @@ class ControlApi:
         )
         found = self._router.match(method, request.segments)
         if found is None:
-            return _error(404, f"no control endpoint {method} /_sandbox{path}")
+            return _error(404, f"no control endpoint {method} {CONTROL_PREFIX}{path}")
         route, params = found
         try:
             return route.handler(request, params)
@@ -81,7 +111,7 @@ class ControlApi:
             return _error(exc.status, str(exc))
 
     def _app(self, vendor: str) -> VendorApp:
-        app = self._engine.apps.get(vendor)
+        app = self._sandbox.apps.get(vendor)
         if app is None:
             raise _ControlError(404, f"unknown vendor {vendor!r}")
         return app
@@ -102,14 +132,21 @@ class ControlApi:
             raise _ControlError(400, "body must be a JSON object")
         return body
 
+    def _parsed(self, request: SandboxRequest, parse: Callable[[Mapping[str, Any]], _Parsed]) -> _Parsed:
+        """The body read by ``parse`` (``fault_from_dict``, ``chaos_from_dict``); 400 when it refuses it."""
+        try:
+            return parse(self._json_object(request))
+        except ValueError as exc:
+            raise _ControlError(400, str(exc)) from exc
+
     def _health(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
-        vendors = {name: {"path": f"/{name}"} for name in self._engine.apps}
+        vendors = {name: {"path": f"/{name}"} for name in self._sandbox.apps}
         return json_response(200, {"status": "ok", "vendors": vendors})
 
     def _journal(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = self._vendor_filter(request)
         writes_only = (request.query_value("writes") or "").lower() in _TRUE
-        entries = self._engine.journal.entries(vendor, writes_only=writes_only)
+        entries = self._sandbox.journal.entries(vendor, writes_only=writes_only)
         return json_response(200, {"entries": [entry.to_dict() for entry in entries]})
 
     def _state(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
@@ -119,25 +156,22 @@ class ControlApi:
 
     def _reset(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = self._vendor_filter(request)
-        self._engine.reset(vendor)
+        self._sandbox.reset(vendor)
         return json_response(200, {"reset": vendor or "all"})
 
     def _list_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
-        pending = self._engine.faults.pending(self._vendor_filter(request))
+        pending = self._sandbox.faults.pending(self._vendor_filter(request))
         return json_response(200, {"faults": [{"vendor": vendor, **fault.to_dict()} for vendor, fault in pending]})
 
     def _clear_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
-        self._engine.faults.clear(self._vendor_filter(request))
+        self._sandbox.faults.clear(self._vendor_filter(request))
         return json_response(200, {"faults": []})
 
     def _add_fault(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)
-        try:
-            fault = fault_from_dict(self._json_object(request))
-        except ValueError as exc:
-            raise _ControlError(400, str(exc)) from exc
-        self._engine.faults.add(vendor, fault)
+        fault = self._parsed(request, fault_from_dict)
+        self._sandbox.faults.add(vendor, fault)
         return json_response(201, {"vendor": vendor, **fault.to_dict()})
 
     def _config(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
@@ -145,13 +179,10 @@ class ControlApi:
 
     def _configure(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         app = self._app(params["vendor"])
-        try:
-            return json_response(200, app.configure(self._json_object(request)))
-        except ValueError as exc:
-            raise _ControlError(400, str(exc)) from exc
+        return json_response(200, self._parsed(request, app.configure))
 
     def _chaos_report(self, vendor: str, status: int = 200) -> SandboxResponse:
-        board = self._engine.chaos
+        board = self._sandbox.chaos
         chaos = board.get(vendor)
         return json_response(
             status,
@@ -172,15 +203,11 @@ class ControlApi:
     def _start_chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)
-        try:
-            chaos = chaos_from_dict(self._json_object(request))
-        except ValueError as exc:
-            raise _ControlError(400, str(exc)) from exc
-        self._engine.chaos.set(vendor, chaos)
+        self._sandbox.chaos.set(vendor, self._parsed(request, chaos_from_dict))
         return self._chaos_report(vendor, 201)
 
     def _stop_chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)
-        self._engine.chaos.set(vendor, None)
+        self._sandbox.chaos.set(vendor, None)
         return self._chaos_report(vendor)

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from airflow_provider_crm.sandbox.base import VendorApp
 from airflow_provider_crm.sandbox.chaos_board import ChaosBoard
-from airflow_provider_crm.sandbox.control import ControlApi
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import (
     DropAfterStore,
     DropBeforeStore,
@@ -49,7 +48,6 @@ from airflow_provider_crm.sandbox.messages import (
 
 logger = logging.getLogger(__name__)
 
-CONTROL_PREFIX = "/_sandbox"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
@@ -87,10 +85,6 @@ def _mangled(response: SandboxResponse, fault: MangledJson) -> SandboxResponse:
     )
 
 
-def _is_control(raw_path: str) -> bool:
-    return raw_path == CONTROL_PREFIX or raw_path.startswith(CONTROL_PREFIX + "/")
-
-
 class Engine:
     """Owns the vendor apps, the fault queue, chaos and the journal; turns requests into responses.
 
@@ -111,7 +105,6 @@ class Engine:
         self.journal = Journal(journal_size)
         self.faults = FaultQueue()
         self.chaos = ChaosBoard()
-        self.control = ControlApi(self)
 
     def reset(self, vendor: str | None = None) -> None:
         """Clear state, journal, faults and chaos (of one vendor, or of all)."""
@@ -125,9 +118,6 @@ class Engine:
     def too_large(self, wire: WireRequest) -> SandboxResponse:
         """The 413 for a request whose body (not read, ``wire.body`` empty) exceeds the cap; journaled."""
         generic = json_response(413, {"error": "request body too large"})
-        raw_path, _ = split_target(wire.target)
-        if _is_control(raw_path):
-            return generic
         seq, timestamp = self.journal.next_seq(), time.time()
         vendor, app, request = self._request(wire)
         if app is None:
@@ -161,14 +151,10 @@ class Engine:
 
     def handle(self, wire: WireRequest) -> SandboxResponse | None:
         """The response to send, or ``None`` to close the connection without answering."""
-        raw_path, raw_query = split_target(wire.target)
-        if _is_control(raw_path):
-            return self.control.handle(wire.method, raw_path[len(CONTROL_PREFIX) :], raw_query, wire.body)
-
         seq, timestamp = self.journal.next_seq(), time.time()
         vendor, app, request = self._request(wire)
         if app is None:
-            prefix = raw_path.removeprefix("/").partition("/")[0]
+            prefix = split_target(wire.target)[0].removeprefix("/").partition("/")[0]
             message = f"No sandbox vendor at /{prefix}; known prefixes: {', '.join(self.apps)}"
             missing = json_response(404, {"errors": [{"code": "not_found", "message": message, "meta": {}}]})
             self._record(seq, timestamp, None, request, wire, False, missing, missing.status, None)

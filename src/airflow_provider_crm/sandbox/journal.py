@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from airflow_provider_crm.sandbox.messages import QueryDict
+from airflow_provider_crm.sandbox.messages import QueryDict, header_value
 
 REDACTED = "<redacted>"
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
@@ -81,11 +81,7 @@ class JournalEntry:
 
     def header(self, name: str) -> str | None:
         """Case-insensitive lookup in the (redacted) request headers."""
-        wanted = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, used by the control endpoint."""

@@ -54,6 +54,12 @@ def parse_query(query: str) -> QueryDict:
     return result
 
 
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup (HTTP header names are case-insensitive)."""
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
 def _reject_constant(name: str) -> Any:
     raise InvalidJson(f"{name} is not valid JSON")
 
@@ -91,11 +97,7 @@ class SandboxRequest:
 
     def header(self, name: str) -> str | None:
         """Case-insensitive header lookup."""
-        wanted = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == wanted:
-                return value
-        return None
+        return header_value(self.headers, name)
 
     def json(self) -> Any:
         """The body parsed as strict JSON; raises :class:`InvalidJson`."""

@@ -1,17 +1,18 @@
 """Which vendor emulators exist, under which URL prefix, with which default token.
 
-Adding a vendor = writing one module with a :class:`VendorApp` subclass and listing it here.
+Adding a vendor = writing its package under ``sandbox/vendors`` (a :class:`VendorApp` subclass in
+``app.py``) and listing the app here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from airflow_provider_crm.sandbox.base import VendorApp
-from airflow_provider_crm.sandbox.hubspot import HubSpotApp
-from airflow_provider_crm.sandbox.kaiten import KaitenApp
-from airflow_provider_crm.sandbox.kustomer import KustomerApp
-from airflow_provider_crm.sandbox.microbase import MicroBaseApp
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
+from airflow_provider_crm.sandbox.vendors.hubspot.app import HubSpotApp
+from airflow_provider_crm.sandbox.vendors.kaiten.app import KaitenApp
+from airflow_provider_crm.sandbox.vendors.kustomer.app import KustomerApp
+from airflow_provider_crm.sandbox.vendors.microbase.app import MicroBaseApp
 
 _EMULATORS: dict[str, type[VendorApp]] = {cls.name: cls for cls in (KustomerApp, KaitenApp, MicroBaseApp, HubSpotApp)}
 

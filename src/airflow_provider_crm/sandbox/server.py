@@ -2,6 +2,8 @@
 
 HTTP/1.1 with keep-alive: bodies are read by ``Content-Length`` (or chunked), every response
 carries ``Content-Length``, and connections stay open between requests as real clients expect.
+The server puts the pieces together: the control API answers ``/_sandbox/...`` and the engine
+(faults, chaos, vendor apps, journal) everything else.
 """
 
 from __future__ import annotations
@@ -13,18 +15,21 @@ import socketserver
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-from airflow_provider_crm.sandbox.base import VendorApp
 from airflow_provider_crm.sandbox.chaos import Chaos
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
+from airflow_provider_crm.sandbox.control import CONTROL_PREFIX, ControlApi, is_control_path
 from airflow_provider_crm.sandbox.engine import DEFAULT_MAX_BODY_BYTES, Engine, WireRequest
 from airflow_provider_crm.sandbox.faults import Fault
 from airflow_provider_crm.sandbox.journal import DEFAULT_JOURNAL_SIZE, JournalEntry
-from airflow_provider_crm.sandbox.kustomer import KustomerApp
-from airflow_provider_crm.sandbox.messages import SandboxResponse
+from airflow_provider_crm.sandbox.messages import SandboxResponse, json_response, split_target
 from airflow_provider_crm.sandbox.registry import build_apps
+from airflow_provider_crm.sandbox.vendors.kustomer.app import KustomerApp
 
 logger = logging.getLogger(__name__)
+
+App = TypeVar("App", bound=VendorApp)
 
 IDLE_TIMEOUT_SECONDS = 60.0
 STOP_POLL_SECONDS = 0.02  # how often serve_forever checks for stop(); bounds stop() latency
@@ -127,12 +132,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             if exc.status == 413:
                 unread = WireRequest(self.command, self.path, list(self.headers.items()), b"")
-                self._send(self.server.engine.too_large(unread))
+                self._send(self.server.too_large(unread))
             else:
                 self._send(SandboxResponse(exc.status, {"error": str(exc)}))
             return
         wire = WireRequest(self.command, self.path, list(self.headers.items()), body)
-        response = self.server.engine.handle(wire)
+        response = self.server.respond(wire)
         if response is None:
             self.close_connection = True
             return
@@ -151,6 +156,7 @@ class _Server(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.engine = engine
+        self.control = ControlApi(engine)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -161,6 +167,19 @@ class _Server(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         self.server_name = str(host)
         self.server_port = int(port)
+
+    def respond(self, wire: WireRequest) -> SandboxResponse | None:
+        """The control API's answer or the engine's (``None``: close the connection unanswered)."""
+        raw_path, raw_query = split_target(wire.target)
+        if is_control_path(raw_path):
+            return self.control.handle(wire.method, raw_path[len(CONTROL_PREFIX) :], raw_query, wire.body)
+        return self.engine.handle(wire)
+
+    def too_large(self, wire: WireRequest) -> SandboxResponse:
+        """The 413 for a body above the cap: generic for the control API, the vendor's otherwise."""
+        if is_control_path(split_target(wire.target)[0]):
+            return json_response(413, {"error": "request body too large"})
+        return self.engine.too_large(wire)
 
     def track(self, connection: socket.socket) -> None:
         with self._connections_lock:
@@ -298,12 +317,17 @@ class Sandbox:
         except KeyError:
             raise KeyError(f"unknown vendor {vendor!r}; expected one of {self.vendors}") from None
 
+    def emulator(self, kind: type[App]) -> App:
+        """The emulator of ``kind``'s vendor, typed: ``sandbox.emulator(HubSpotApp).add_property(...)``."""
+        app = self.app(kind.name)
+        if not isinstance(app, kind):
+            raise TypeError(f"the {kind.name!r} emulator is a {type(app).__name__}, not a {kind.__name__}")
+        return app
+
     @property
     def kustomer(self) -> KustomerApp:
-        """The Kustomer emulator (typed shortcut for ``app("kustomer")``)."""
-        app = self.app("kustomer")
-        assert isinstance(app, KustomerApp)
-        return app
+        """The Kustomer emulator (shortcut for ``emulator(KustomerApp)``, kept for existing tests)."""
+        return self.emulator(KustomerApp)
 
     def state(self, vendor: str) -> Any:
         """The vendor emulator's state object (e.g. :class:`KustomerState`)."""

@@ -97,6 +97,28 @@ def _describe_network_error(exc: requests.RequestException) -> str:
     return "connection lost before a response arrived"
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One logical request: what to send, and whether sending it again is safe."""
+
+    method: str
+    path: str
+    send: dict[str, Any]
+    """Keyword arguments for ``requests.Session.request`` (body, params, headers, auth)."""
+    idempotent: bool
+    reconcile: Reconcile | None
+    expect_json: bool
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A failed attempt: the error to raise, what it means for resending, and the wait before a retry."""
+
+    error: CrmError
+    disposition: Disposition
+    wait: float
+
+
 @dataclass
 class HttpTransport:
     """Sends requests for one hook over one reused ``requests.Session``.
@@ -104,7 +126,8 @@ class HttpTransport:
     Retries follow the vendor's :class:`VendorRules`: a request the server refused without
     acting on it (429, 408, or never sent) is resent for any method; a request whose outcome
     is unknown (5xx, connection lost after sending) is resent only when it is idempotent, or
-    after ``reconcile`` has checked that a non-idempotent write did not go through.
+    after ``reconcile`` has checked that a non-idempotent write did not go through. ``conn_id``
+    is the Airflow connection the hook reads; a 401 or 403 says it is the one to fix.
     """
 
     base_url: str
@@ -119,6 +142,7 @@ class HttpTransport:
     limiter: RateLimiter | None = None
     sleep: Callable[[float], None] = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    conn_id: str | None = None
     session: requests.Session = field(init=False, repr=False)
     _not_before: float = field(default=0.0, init=False, repr=False)
 
@@ -163,79 +187,118 @@ class HttpTransport:
         counts as an unknown outcome too: the write may have been applied.
         """
         method = method.upper()
-        if idempotent is None:
-            idempotent = method in IDEMPOTENT_METHODS
+        call = _Call(
+            method=method,
+            path=path,
+            send={"json": json, "params": params, "data": data, "headers": headers, "auth": auth},
+            idempotent=method in IDEMPOTENT_METHODS if idempotent is None else idempotent,
+            reconcile=reconcile,
+            expect_json=expect_json,
+        )
+        return self._run(call)
+
+    def _run(self, call: _Call) -> requests.Response:
+        """Attempt ``call`` until it succeeds, fails for good, or the retry budget is spent."""
         waited = 0.0
         attempt = 0
         while True:
             attempt += 1
-            failure: CrmError
-            self._hold_back()
-            sent_at = time.monotonic()
-            try:
-                response = self.session.request(
-                    method,
-                    self.url(path),
-                    json=json,
-                    params=params,
-                    data=data,
-                    headers=headers,
-                    timeout=self.timeouts.as_tuple(),
-                    auth=auth,
-                    stream=True,
-                )
-                self._read_capped(response)
-            except requests.RequestException as exc:
-                sent = not request_never_sent(exc)
-                failure = CrmConnectionError(
-                    f"{method} {path}: {_describe_network_error(exc)}", vendor=self.rules.vendor, sent=sent
-                )
-                failure.__cause__ = exc
-                disposition = Disposition.MAYBE_APPLIED if sent else Disposition.NOT_APPLIED
-                wait = backoff_delay(attempt, self.retry, self.rng)
-            else:
-                self._note_pause(self.rules.pause_after(response), sent_at)
-                if self.limiter is not None and (advertised := self.rules.advertised_rate(response)):
-                    self.limiter.cap(advertised)
-                error = self.rules.error_for(response)
-                garbled = self._garbled(response) if error is None and expect_json else None
-                if error is None and garbled is None:
-                    if self.limiter is not None:
-                        self.limiter.succeeded()
-                    return response
-                error = error or garbled
-                assert error is not None
-                failure = error
-                disposition = Disposition.MAYBE_APPLIED if garbled else self.rules.disposition(error)
-                hinted = self.rules.retry_wait(error)
-                wait = backoff_delay(attempt, self.retry, self.rng) if hinted is None else hinted
-                wait = min(wait, self.retry.max_single_wait)
-                if error.status == 429 and self.limiter is not None:
-                    self.limiter.throttle(wait)
+            outcome = self._attempt(call, attempt)
+            if isinstance(outcome, requests.Response):
+                return outcome
+            found = self._retry_or_raise(call, outcome, attempt, waited)
+            if found is not None:
+                return found
+            waited += outcome.wait
 
-            if disposition is Disposition.FINAL:
-                raise failure
-            exhausted = attempt >= self.retry.max_attempts or waited + wait > self.retry.max_total_wait
-            unsafe = disposition is Disposition.MAYBE_APPLIED and not idempotent
-            if unsafe and reconcile is None:
-                raise CrmOutcomeUnknownError(
-                    f"{method} {path} failed after it was sent ({failure}); the record may or may not "
-                    "exist, so it was not sent again. Check the vendor before retrying.",
-                    vendor=self.rules.vendor,
-                    cause=failure,
-                ) from failure
-            if exhausted:
-                if unsafe and reconcile is not None and (found := reconcile()) is not None:
-                    return found
-                raise failure
-            self._log_retry(method, path, failure, attempt, wait)
-            self.sleep(wait)
-            waited += wait
-            if unsafe and reconcile is not None:
-                found = reconcile()
-                if found is not None:
-                    log.info("%s %s: the earlier attempt went through; using the stored record", method, path)
-                    return found
+    # -- one attempt ----------------------------------------------------------------------
+
+    def _attempt(self, call: _Call, attempt: int) -> requests.Response | _Failure:
+        """Send the request once: the usable response, or what went wrong."""
+        self._hold_back()
+        sent_at = time.monotonic()
+        try:
+            response = self._send(call)
+        except requests.RequestException as exc:
+            return self._network_failure(call, exc, attempt)
+        return self._classify(call, response, sent_at, attempt)
+
+    def _send(self, call: _Call) -> requests.Response:
+        response = self.session.request(
+            call.method, self.url(call.path), **call.send, timeout=self.timeouts.as_tuple(), stream=True
+        )
+        self._read_capped(response)
+        return response
+
+    # -- what the outcome means -----------------------------------------------------------
+
+    def _network_failure(self, call: _Call, exc: requests.RequestException, attempt: int) -> _Failure:
+        """No answer: safe to resend when the request never left, unknown outcome otherwise."""
+        sent = not request_never_sent(exc)
+        error = CrmConnectionError(
+            f"{call.method} {call.path}: {_describe_network_error(exc)}", vendor=self.rules.vendor, sent=sent, cause=exc
+        )
+        disposition = Disposition.MAYBE_APPLIED if sent else Disposition.NOT_APPLIED
+        return _Failure(error, disposition, backoff_delay(attempt, self.retry, self.rng))
+
+    def _classify(
+        self, call: _Call, response: requests.Response, sent_at: float, attempt: int
+    ) -> requests.Response | _Failure:
+        """An answer: heed its rate-limit headers, then tell a success from a refusal or a garbled body."""
+        self._heed_rate_headers(response, sent_at)
+        error = self.rules.error_for(response, conn_id=self.conn_id)
+        if error is not None:
+            return self._refusal(error, self.rules.disposition(error), attempt)
+        garbled = self._garbled(response) if call.expect_json else None
+        if garbled is not None:
+            return self._refusal(garbled, Disposition.MAYBE_APPLIED, attempt)
+        if self.limiter is not None:
+            self.limiter.succeeded()
+        return response
+
+    def _refusal(self, error: CrmApiError, disposition: Disposition, attempt: int) -> _Failure:
+        """The wait the vendor prescribes (else backoff), capped; a 429 also slows the limiter down."""
+        hinted = self.rules.retry_wait(error)
+        wait = backoff_delay(attempt, self.retry, self.rng) if hinted is None else hinted
+        wait = min(wait, self.retry.max_single_wait)
+        if error.status == 429 and self.limiter is not None:
+            self.limiter.throttle(wait)
+        return _Failure(error, disposition, wait)
+
+    # -- retry or not ---------------------------------------------------------------------
+
+    def _retry_or_raise(self, call: _Call, failure: _Failure, attempt: int, waited: float) -> requests.Response | None:
+        """Raise, or wait for the next attempt; a record ``reconcile`` found ends the request early."""
+        if failure.disposition is Disposition.FINAL:
+            raise failure.error
+        unsafe = failure.disposition is Disposition.MAYBE_APPLIED and not call.idempotent
+        reconcile = call.reconcile if unsafe else None
+        if unsafe and reconcile is None:
+            raise self._outcome_unknown(call, failure.error) from failure.error
+        exhausted = attempt >= self.retry.max_attempts or waited + failure.wait > self.retry.max_total_wait
+        if exhausted:
+            found = reconcile() if reconcile is not None else None
+            if found is None:
+                raise failure.error
+            return found
+        self._log_retry(call.method, call.path, failure.error, attempt, failure.wait)
+        self.sleep(failure.wait)
+        return self._reconciled(call, reconcile) if reconcile is not None else None
+
+    def _outcome_unknown(self, call: _Call, failure: CrmError) -> CrmOutcomeUnknownError:
+        return CrmOutcomeUnknownError(
+            f"{call.method} {call.path} failed after it was sent ({failure}); the record may or may not "
+            "exist, so it was not sent again. Check the vendor before retrying.",
+            vendor=self.rules.vendor,
+            cause=failure,
+        )
+
+    def _reconciled(self, call: _Call, reconcile: Reconcile) -> requests.Response | None:
+        """The stored record when the earlier attempt went through, else ``None`` (send again)."""
+        found = reconcile()
+        if found is not None:
+            log.info("%s %s: the earlier attempt went through; using the stored record", call.method, call.path)
+        return found
 
     def _garbled(self, response: requests.Response) -> CrmApiError | None:
         """A 2xx answer that should carry JSON but carries something unreadable."""
@@ -272,6 +335,12 @@ class HttpTransport:
             vendor=self.rules.vendor,
             status=response.status_code,
         )
+
+    def _heed_rate_headers(self, response: requests.Response, sent_at: float) -> None:
+        """Pause or slow down as the vendor's rate-limit headers ask."""
+        self._note_pause(self.rules.pause_after(response), sent_at)
+        if self.limiter is not None and (advertised := self.rules.advertised_rate(response)):
+            self.limiter.cap(advertised)
 
     def _note_pause(self, pause: float, sent_at: float) -> None:
         """Hold the next request back ``pause`` seconds from when this one was sent."""

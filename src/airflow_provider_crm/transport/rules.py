@@ -75,26 +75,37 @@ class VendorRules:
         """Seconds the server asked us to wait, if it said."""
         return header_wait(response.headers)
 
-    def error_for(self, response: requests.Response) -> CrmApiError | None:
-        """``None`` for a successful response, else the typed error it stands for."""
+    def error_for(self, response: requests.Response, *, conn_id: str | None = None) -> CrmApiError | None:
+        """``None`` for a successful response, else the typed error it stands for.
+
+        ``conn_id`` is the Airflow connection the request was made with; a 401 or 403 names it.
+        """
         if response.status_code < 400:
             return None
-        return self.build_error(response, self.parse_problem(response))
+        return self.build_error(response, self.parse_problem(response), conn_id=conn_id)
 
-    def build_error(self, response: requests.Response, problem: Problem) -> CrmApiError:
-        status = response.status_code
-        cls = error_class_for_status(status)
-        retry_after = self.wait_hint(response)
+    def build_error(self, response: requests.Response, problem: Problem, *, conn_id: str | None = None) -> CrmApiError:
+        """The error for ``response``: class and message are chosen first, then it is built once."""
+        cls = self.error_class(response.status_code, problem)
         return cls(
-            problem.message,
+            self.error_message(response, problem),
             vendor=self.vendor,
-            status=status,
+            status=response.status_code,
             code=problem.code,
             request_id=problem.request_id or self.request_id(response),
-            retry_after=retry_after,
+            retry_after=self.wait_hint(response),
             details=problem.details,
             body_excerpt=excerpt(response.text),
+            conn_id=conn_id,
         )
+
+    def error_class(self, status: int, problem: Problem) -> type[CrmApiError]:
+        """The error class for an answer; by default the one its HTTP status stands for."""
+        return error_class_for_status(status)
+
+    def error_message(self, response: requests.Response, problem: Problem) -> str:
+        """What the error says; by default the vendor's own message."""
+        return problem.message
 
     def disposition(self, error: CrmApiError) -> Disposition:
         """Whether (and how safely) a failed request may be sent again."""

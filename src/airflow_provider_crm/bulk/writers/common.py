@@ -71,6 +71,11 @@ def record_key(record: dict[str, Any], field: str, index: int) -> str:
     return str(value) if value not in (None, "") else f"#{index}"
 
 
+def not_found_outcome(item: Item, error_code: str, message: str) -> Outcome:
+    """A dry run's verdict on a record whose target does not exist: the real run would be refused."""
+    return Outcome(item.index, item.key, INVALID, status="error", error_code=error_code, error_message=message)
+
+
 class PerRecordWriter:
     """Writes one record per request; turns each record's error into its outcome."""
 

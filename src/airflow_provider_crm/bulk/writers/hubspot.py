@@ -13,14 +13,24 @@ from airflow_provider_crm.bulk.writers.common import (
     RATE_LIMIT_ROUNDS,
     SYSTEMIC,
     StillRateLimitedError,
+    not_found_outcome,
     record_key,
     refused_outcome,
     waiting_out_rate_limits,
 )
 from airflow_provider_crm.errors import CrmError, CrmRateLimitError, CrmValidationError
-from airflow_provider_crm.hooks.hubspot import BATCH_SIZE, HubSpotHook, prepare_batch_input
+from airflow_provider_crm.hooks.hubspot import HubSpotHook
 from airflow_provider_crm.hooks.hubspot_batch import unique_id_property
-from airflow_provider_crm.models.hubspot import BatchIncompleteError, BatchResult, HubSpotObject, holds, request_key
+from airflow_provider_crm.models.hubspot import (
+    BATCH_SIZE,
+    BatchIncompleteError,
+    BatchResult,
+    HubSpotObject,
+    checked_batch_size,
+    holds,
+    prepare_batch_input,
+    request_key,
+)
 
 
 class HubSpotBatchWriter:
@@ -33,11 +43,15 @@ class HubSpotBatchWriter:
     """
 
     def __init__(
-        self, hook: HubSpotHook, *, upsert: bool, id_property: str | None, clear_nulls: bool, batch_size: int = 100
+        self,
+        hook: HubSpotHook,
+        *,
+        upsert: bool,
+        id_property: str | None,
+        clear_nulls: bool,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
-        if not 1 <= batch_size <= BATCH_SIZE:
-            raise ValueError(f"batch_size must be between 1 and {BATCH_SIZE}, not {batch_size!r}")
-        self.batch_size = batch_size
+        self.batch_size = checked_batch_size(batch_size)
         self.hook = hook
         self.upsert = upsert
         self.id_property = id_property
@@ -178,11 +192,4 @@ class HubSpotBatchWriter:
             return Outcome(item.index, item.key, WOULD_UPDATE, remote_id=found.id)
         if self.upsert:
             return Outcome(item.index, item.key, WOULD_CREATE)
-        return Outcome(
-            item.index,
-            item.key,
-            INVALID,
-            status="error",
-            error_code="OBJECT_NOT_FOUND",
-            error_message="no such order",
-        )
+        return not_found_outcome(item, "OBJECT_NOT_FOUND", "no such order")

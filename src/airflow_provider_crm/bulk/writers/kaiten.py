@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_crm.bulk.ledger import INVALID, UNCHANGED, UPDATED, WOULD_UPDATE, Outcome
+from airflow_provider_crm.bulk.ledger import UNCHANGED, UPDATED, WOULD_UPDATE, Outcome
 from airflow_provider_crm.bulk.runner import Item
-from airflow_provider_crm.bulk.writers.common import PerRecordWriter, record_key
+from airflow_provider_crm.bulk.writers.common import PerRecordWriter, not_found_outcome, record_key
 from airflow_provider_crm.errors import CrmNotFoundError, CrmValidationError
 from airflow_provider_crm.hooks.kaiten import KaitenHook
-from airflow_provider_crm.models.kaiten import CustomerReplacement
-from airflow_provider_crm.models.validation import validate_model
+from airflow_provider_crm.models.kaiten import REPLACED_FIELDS, validate_changes
 
 
 class KaitenWriter(PerRecordWriter):
     """Read-merge-write per customer; a merge that changes nothing is ``unchanged`` and not written."""
 
-    FIELDS = ("slug", "name", "external_customer_id", "domain")
-    MERGED = ("name", "external_customer_id", "domain")
+    FIELDS = ("slug", *REPLACED_FIELDS)
 
     def __init__(self, hook: KaitenHook) -> None:
         self.hook = hook
@@ -31,16 +29,12 @@ class KaitenWriter(PerRecordWriter):
             raise CrmValidationError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(self.FIELDS)}")
         if not record.get("slug"):
             raise CrmValidationError("slug is required", field="slug")
-        changes = {name: record[name] for name in self.MERGED if name in record}
-        if not changes:
-            raise CrmValidationError("nothing to update; give name, external_customer_id or domain")
-        record_name = f"Kaiten customer {record['slug']!r}"
-        validate_model(CustomerReplacement, {"name": "placeholder"} | changes, record=record_name)
-        return {"slug": record["slug"], "changes": changes}
+        changes = {name: record[name] for name in REPLACED_FIELDS if name in record}
+        return {"slug": record["slug"], "changes": validate_changes(record["slug"], changes)}
 
     def _merge(self, item: Item) -> tuple[dict[str, Any], dict[str, Any]]:
         current, merged = self.hook.plan_merge(item.prepared["slug"], item.prepared["changes"])
-        return {name: getattr(current, name) for name in self.MERGED}, merged
+        return current.replaced_fields(), merged
 
     def write_one(self, item: Item) -> Outcome:
         before, after = self._merge(item)
@@ -53,13 +47,6 @@ class KaitenWriter(PerRecordWriter):
         try:
             before, after = self._merge(item)
         except CrmNotFoundError:
-            return Outcome(
-                item.index,
-                item.key,
-                INVALID,
-                status="error",
-                error_code="Customer.NotFound",
-                error_message="no such customer",
-            )
+            return not_found_outcome(item, "Customer.NotFound", "no such customer")
         action = UNCHANGED if after == before else WOULD_UPDATE
         return Outcome(item.index, item.key, action, remote_id=item.prepared["slug"])

@@ -9,103 +9,75 @@ from airflow_provider_crm.bulk.runner import Item
 from airflow_provider_crm.bulk.writers.common import PerRecordWriter, known_fields, record_key
 from airflow_provider_crm.errors import CrmNotFoundError, CrmValidationError
 from airflow_provider_crm.hooks.kustomer import KustomerHook
-from airflow_provider_crm.models.kustomer import KObjectCreate, KObjectUpdate
 from airflow_provider_crm.models.kustomer import cell_type as kustomer_cell_type
+from airflow_provider_crm.models.kustomer_requests import (
+    CREATE_FIELDS,
+    UPDATE_FIELDS,
+    KObjectCreateRequest,
+    KObjectUpdateRequest,
+)
 from airflow_provider_crm.models.kustomer_upsert import CREATE, UPDATE, KObjectUpsert
-from airflow_provider_crm.models.validation import validate_model
 
 
-class KustomerCreateWriter(PerRecordWriter):
-    """Creates KObjects; a record whose external id already exists is ``unchanged``."""
+class KObjectWriter(PerRecordWriter):
+    """Writes the KObjects of one klass through a :class:`KustomerHook`, one record per request."""
 
-    FIELDS = (
-        "title",
-        "custom",
-        "external_id",
-        "customer_id",
-        "company_id",
-        "description",
-        "tags",
-        "data",
-        "icon",
-        "images",
-        "created_at",
-        "imported_at",
-    )
     cell_type = staticmethod(kustomer_cell_type)
 
     def __init__(self, hook: KustomerHook, klass_name: str) -> None:
         self.hook = hook
         self.klass_name = klass_name
 
+
+class KustomerCreateWriter(KObjectWriter):
+    """Creates KObjects; a record whose external id already exists is ``unchanged``."""
+
+    FIELDS = CREATE_FIELDS
+
     def key(self, record: dict[str, Any], index: int) -> str:
         return record_key(record, "external_id", index)
 
-    def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
-        fields = known_fields(record, self.FIELDS)
-        model_fields = {k: v for k, v in fields.items() if k != "customer_id"}
-        validate_model(KObjectCreate, model_fields, record=f"KObject {self.key(record, 0)!r}")
-        return fields
+    def prepare(self, record: dict[str, Any]) -> KObjectCreateRequest:
+        return KObjectCreateRequest.build(self.klass_name, **known_fields(record, self.FIELDS))
 
     def write_one(self, item: Item) -> Outcome:
-        kobject, created = self.hook.create_or_get_kobject(self.klass_name, **item.prepared)
+        kobject, created = self.hook.write_create(item.prepared)
         return Outcome(item.index, item.key, CREATED if created else UNCHANGED, remote_id=kobject.id)
 
     def preview_one(self, item: Item) -> Outcome:
-        external_id = item.prepared.get("external_id")
+        external_id = item.prepared.external_id
         found = self.hook.find_kobject_by_external_id(self.klass_name, external_id) if external_id else None
         if found is not None:
             return Outcome(item.index, item.key, UNCHANGED, remote_id=found.id, status="exists")
         return Outcome(item.index, item.key, WOULD_CREATE)
 
 
-class KustomerUpdateWriter(PerRecordWriter):
-    FIELDS = (
-        "id",
-        "title",
-        "custom",
-        "external_id",
-        "description",
-        "tags",
-        "data",
-        "icon",
-        "images",
-        "created_at",
-        "imported_at",
-        "rev",
-        "parent",
-    )
-    cell_type = staticmethod(kustomer_cell_type)
+class KustomerUpdateWriter(KObjectWriter):
+    """Updates KObjects by ``id``; a dry run reads each one and flags a stale ``rev``."""
 
-    def __init__(self, hook: KustomerHook, klass_name: str) -> None:
-        self.hook = hook
-        self.klass_name = klass_name
+    FIELDS = ("id", *UPDATE_FIELDS)
 
     def key(self, record: dict[str, Any], index: int) -> str:
         return record_key(record, "id", index)
 
-    def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
+    def prepare(self, record: dict[str, Any]) -> KObjectUpdateRequest:
         fields = known_fields(record, self.FIELDS)
         if "id" not in fields:
             raise CrmValidationError("id is required", field="id")
-        validate_model(
-            KObjectUpdate, {k: v for k, v in fields.items() if k != "id"}, record=f"KObject {fields['id']!r}"
-        )
-        return fields
+        return KObjectUpdateRequest.build(self.klass_name, fields.pop("id"), **fields)
 
     def write_one(self, item: Item) -> Outcome:
-        fields = dict(item.prepared)
-        kobject = self.hook.update_kobject(self.klass_name, fields.pop("id"), **fields)
+        kobject = self.hook.write_update(item.prepared)
         return Outcome(item.index, item.key, UPDATED, remote_id=kobject.id)
 
     def preview_one(self, item: Item) -> Outcome:
         try:
-            found = self.hook.get_kobject(self.klass_name, item.prepared["id"])
+            found = self.hook.get_kobject(self.klass_name, item.prepared.kobject_id)
         except CrmNotFoundError:
             return Outcome(
                 item.index, item.key, INVALID, status="error", error_code="not_found", error_message="no such KObject"
             )
-        rev = item.prepared.get("rev")
+        rev = item.prepared.rev
         if rev is not None and found.rev is not None and rev != found.rev:
             message = f"rev {rev} is stale: the KObject is at rev {found.rev}; Kustomer would answer 409"
             return Outcome(item.index, item.key, INVALID, status="error", error_code="stale_rev", error_message=message)
@@ -121,7 +93,7 @@ class KustomerUpsertWriter(KustomerCreateWriter):
     """
 
     def prepare(self, record: dict[str, Any]) -> KObjectUpsert:  # type: ignore[override]
-        fields = super().prepare(record)
+        fields = known_fields(record, self.FIELDS)
         external_id = fields.pop("external_id", None)
         if external_id is None:
             raise CrmValidationError("external_id is required: the upsert finds the KObject by it", field="external_id")

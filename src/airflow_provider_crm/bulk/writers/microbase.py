@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_crm.bulk.ledger import INVALID, UPDATED, WOULD_UPDATE, Outcome
+from airflow_provider_crm.bulk.ledger import UPDATED, WOULD_UPDATE, Outcome
 from airflow_provider_crm.bulk.runner import Item
-from airflow_provider_crm.bulk.writers.common import PerRecordWriter, known_fields, record_key
+from airflow_provider_crm.bulk.writers.common import PerRecordWriter, known_fields, not_found_outcome, record_key
 from airflow_provider_crm.errors import CrmNotFoundError
 from airflow_provider_crm.hooks.microbase import MicroBaseHook
-from airflow_provider_crm.models.microbase import CustomerUpdate
+from airflow_provider_crm.models.microbase import UPDATE_FIELDS, customer_update
 from airflow_provider_crm.models.microbase import cell_type as microbase_cell_type
-from airflow_provider_crm.models.validation import validate_model
 
 
 class MicroBaseWriter(PerRecordWriter):
-    FIELDS = ("id", "email", "first_name", "last_name", "status", "tags")
+    FIELDS = ("id", *UPDATE_FIELDS)
     cell_type = staticmethod(microbase_cell_type)
 
     def __init__(self, hook: MicroBaseHook) -> None:
@@ -26,7 +25,7 @@ class MicroBaseWriter(PerRecordWriter):
 
     def prepare(self, record: dict[str, Any]) -> dict[str, Any]:
         fields = known_fields(record, self.FIELDS)
-        validate_model(CustomerUpdate, fields, record=f"MicroBase customer {record.get('id')!r}")
+        customer_update(fields)
         return fields
 
     def write_one(self, item: Item) -> Outcome:
@@ -38,12 +37,5 @@ class MicroBaseWriter(PerRecordWriter):
         try:
             customer = self.hook.get_customer(item.prepared["id"])
         except CrmNotFoundError:
-            return Outcome(
-                item.index,
-                item.key,
-                INVALID,
-                status="error",
-                error_code="customer_not_found",
-                error_message="no such customer",
-            )
+            return not_found_outcome(item, "customer_not_found", "no such customer")
         return Outcome(item.index, item.key, WOULD_UPDATE, remote_id=customer.id)

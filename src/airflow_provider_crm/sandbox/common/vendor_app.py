@@ -1,8 +1,9 @@
 """The contract between the sandbox server and one vendor emulator.
 
-A vendor emulator is one module with one :class:`VendorApp` subclass: it owns its routes, its
-token check, its state and its error shapes. The server owns sockets, faults and the journal,
-and calls :meth:`VendorApp.dispatch` with the app's ``lock`` held, so handlers need no locking.
+A vendor emulator is one package under ``sandbox/vendors`` whose ``app`` module holds one
+:class:`VendorApp` subclass: it owns its routes, its token check, its state and its error shapes.
+The server owns sockets, faults and the journal, and calls :meth:`VendorApp.dispatch` with the
+app's ``lock`` held, so handlers need no locking.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from airflow_provider_crm.sandbox.common.auth import bearer_token
+from airflow_provider_crm.sandbox.common.settings import SettingCheck
 from airflow_provider_crm.sandbox.faults import GatewayPage, HttpStatus, RateLimit, ServerError
 from airflow_provider_crm.sandbox.gateway import nginx_error_page
 from airflow_provider_crm.sandbox.messages import SandboxRequest, SandboxResponse
@@ -22,13 +25,14 @@ class VendorApp(ABC):
 
     Subclasses set ``name`` (the URL prefix) and ``default_token``, build their routes and
     state in ``__init__`` and implement the abstract methods. Settings that tests may change at
-    run time are listed in ``settings`` (attribute names); :meth:`configure` sets them and
+    run time are declared in ``settings``: attribute name -> check of a new value (see
+    :mod:`~airflow_provider_crm.sandbox.common.settings`); :meth:`configure` sets them and
     :meth:`reset` restores them.
     """
 
     name: str = ""
     default_token: str = ""
-    settings: ClassVar[tuple[str, ...]] = ()
+    settings: ClassVar[Mapping[str, SettingCheck]] = {}
 
     def __init__(self, token: str | None = None) -> None:
         self.token = token or self.default_token
@@ -56,19 +60,18 @@ class VendorApp(ABC):
     def server_error(self, request: SandboxRequest, fault: ServerError) -> SandboxResponse:
         """The vendor's answer for an injected :class:`ServerError`."""
 
-    @abstractmethod
     def reset_state(self) -> None:
-        """Forget all stored data (called with ``lock`` held)."""
+        """Forget all stored data (called with ``lock`` held); apps that count requests extend it."""
+        self.state.clear()
 
-    @abstractmethod
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready dump of the state, for the control endpoint."""
+        snapshot: dict[str, Any] = self.state.snapshot()
+        return snapshot
 
     def is_authorized(self, request: SandboxRequest) -> bool:
         """Default check: ``Authorization: Bearer <token>`` with the exact token."""
-        header = request.header("Authorization") or ""
-        scheme, _, credential = header.strip().partition(" ")
-        return scheme.lower() == "bearer" and credential.strip() == self.token
+        return bearer_token(request) == self.token
 
     def gateway_error(self, request: SandboxRequest, fault: GatewayPage) -> SandboxResponse:
         """The gateway's HTML page for an injected :class:`GatewayPage`; vendors with their own page override."""
@@ -113,5 +116,5 @@ class VendorApp(ABC):
         return self.config()
 
     def check_setting(self, key: str, value: Any) -> Any:
-        """Validate (and possibly convert) a setting value; raise ``ValueError`` if invalid."""
-        return value
+        """Validate (and possibly convert) a setting value with its declared check; ``ValueError`` if invalid."""
+        return self.settings[key](key, value)

@@ -7,7 +7,7 @@ answered with an empty 204: ``externalCustomerId`` and ``domain`` are cleared wh
 vendor's ``updatecustomer/endpoint.go`` does). A customer document always carries
 ``externalCustomerId`` (``null`` when unset) and leaves ``domain`` and ``integrations`` out when
 there are none; a list page leaves ``nextCursor`` out on its last page. Every error is
-``application/problem+json`` (see :mod:`.kaiten_problems`). Assumptions where the vendor is
+``application/problem+json`` (see :mod:`.errors`). Assumptions where the vendor is
 silent: ``errorId`` (sent on 500s only) equal to the request's id, an ``x-request-id`` header on
 every answer, cursors that stay valid when earlier customers are deleted, and 405 for a known
 path with the wrong method.
@@ -20,12 +20,24 @@ import binascii
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any, ClassVar
 
-from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.common.auth import bearer_token
+from airflow_provider_crm.sandbox.common.bodies import valid_object
+from airflow_provider_crm.sandbox.common.settings import SettingCheck, non_empty_string, string_list
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
-from airflow_provider_crm.sandbox.kaiten_problems import (
+from airflow_provider_crm.sandbox.messages import (
+    InvalidJson,
+    SandboxRequest,
+    SandboxResponse,
+    format_seconds,
+    json_response,
+)
+from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.vendors.kaiten.errors import (
     CUSTOMER_NOT_FOUND,
     DELETE_NOT_FOUND,
     INTEGRATIONS_NOT_SETTABLE,
@@ -48,21 +60,13 @@ from airflow_provider_crm.sandbox.kaiten_problems import (
     problem,
     server_code,
 )
-from airflow_provider_crm.sandbox.kaiten_state import KaitenState
-from airflow_provider_crm.sandbox.kaiten_validation import (
+from airflow_provider_crm.sandbox.vendors.kaiten.state import KaitenState
+from airflow_provider_crm.sandbox.vendors.kaiten.validation import (
     parse_limit,
     slugify,
     validate_create,
     validate_replace,
 )
-from airflow_provider_crm.sandbox.messages import (
-    InvalidJson,
-    SandboxRequest,
-    SandboxResponse,
-    format_seconds,
-    json_response,
-)
-from airflow_provider_crm.sandbox.routing import Router
 
 READ_CUSTOMERS = "read:customers"
 WRITE_CUSTOMERS = "write:customers"
@@ -102,10 +106,10 @@ def decode_cursor(cursor: str) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _bearer(request: SandboxRequest) -> str | None:
-    header = request.header("Authorization") or ""
-    scheme, _, credential = header.strip().partition(" ")
-    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
+def _customer_limit(key: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{key} must be null or a non-negative integer")
+    return value
 
 
 def quoted(value: str) -> str:
@@ -124,7 +128,12 @@ class KaitenApp(VendorApp):
 
     name = "kaiten"
     default_token = "ksh_sandbox_kaiten_token_0123456789"
-    settings: ClassVar[tuple[str, ...]] = ("readonly_token", "scopes", "readonly_scopes", "customer_limit")
+    settings: ClassVar[Mapping[str, SettingCheck]] = {
+        "readonly_token": non_empty_string,
+        "scopes": string_list,
+        "readonly_scopes": string_list,
+        "customer_limit": _customer_limit,
+    }
 
     readonly_token: str = "ksh_sandbox_kaiten_readonly_0123456789"
     scopes: tuple[str, ...] = (READ_CUSTOMERS, WRITE_CUSTOMERS)
@@ -152,7 +161,7 @@ class KaitenApp(VendorApp):
 
     def is_authorized(self, request: SandboxRequest) -> bool:
         """Either the full-access token or the read-only one."""
-        return _bearer(request) in (self.token, self.readonly_token)
+        return bearer_token(request) in (self.token, self.readonly_token)
 
     def dispatch(self, request: SandboxRequest) -> SandboxResponse:
         """Route an authorized request and enforce the route's scope."""
@@ -160,7 +169,7 @@ class KaitenApp(VendorApp):
         if found is None:
             return self.not_found(request)
         route, params = found
-        granted = self.scopes if _bearer(request) == self.token else self.readonly_scopes
+        granted = self.scopes if bearer_token(request) == self.token else self.readonly_scopes
         missing = [scope for scope in route.roles if not has_scope(granted, scope)]
         if missing:
             response = self._problem(request, 403, MISSING_SCOPE, f"missing required scope: {missing[0]}")
@@ -171,7 +180,7 @@ class KaitenApp(VendorApp):
     def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
         """401 with the vendor's code for a missing header, another scheme, or a bad credential."""
         header = (request.header("Authorization") or "").strip()
-        credential = _bearer(request)
+        credential = bearer_token(request)
         if not header:
             return self._unauthorized(request, MISSING_AUTHORIZATION, "Missing Authorization header")
         if credential is None:
@@ -227,30 +236,6 @@ class KaitenApp(VendorApp):
         """Every answer carries the request's id."""
         response.headers.setdefault("x-request-id", request.request_id)
 
-    def reset_state(self) -> None:
-        """Forget every customer."""
-        self._state.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Stored customers."""
-        return self._state.snapshot()
-
-    def check_setting(self, key: str, value: Any) -> Any:
-        """Type-check settings changed through the control endpoint."""
-        if key == "readonly_token":
-            if not isinstance(value, str) or not value:
-                raise ValueError("readonly_token must be a non-empty string")
-            return value
-        if key in ("scopes", "readonly_scopes"):
-            if not isinstance(value, list | tuple) or not all(isinstance(scope, str) for scope in value):
-                raise ValueError(f"{key} must be a list of strings")
-            return tuple(value)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError("customer_limit must be null or a non-negative integer")
-        return value
-
     # Test helpers.
 
     def seed(
@@ -300,8 +285,8 @@ class KaitenApp(VendorApp):
     ) -> SandboxResponse:
         return problem(status, code, detail, instance=request.path, errors=errors)
 
-    def _invalid(self, request: SandboxRequest, errors: list[ErrorDetail]) -> SandboxResponse:
-        return self._problem(request, 422, VALIDATION_FAILED, VALIDATION_DETAIL, errors)
+    def _invalid(self, request: SandboxRequest, errors: Sequence[ErrorDetail]) -> SandboxResponse:
+        return self._problem(request, 422, VALIDATION_FAILED, VALIDATION_DETAIL, list(errors))
 
     def _json_object(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
         if not request.body.strip():
@@ -345,12 +330,9 @@ class KaitenApp(VendorApp):
         return json_response(200, page)
 
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
-        body = self._json_object(request)
+        body = valid_object(self._json_object(request), validate_create, partial(self._invalid, request))
         if isinstance(body, SandboxResponse):
             return body
-        errors = validate_create(body)
-        if errors:
-            return self._invalid(request, errors)
         if self.customer_limit is not None and self._state.count() >= self.customer_limit:
             detail = "Customer creation limit reached for this organization"
             return self._problem(request, 409, LIMIT_REACHED, detail)
@@ -373,12 +355,9 @@ class KaitenApp(VendorApp):
 
     def _replace(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         slug = params["slug"]
-        body = self._json_object(request)
+        body = valid_object(self._json_object(request), validate_replace, partial(self._invalid, request))
         if isinstance(body, SandboxResponse):
             return body
-        errors = validate_replace(body)
-        if errors:
-            return self._invalid(request, errors)
         # Refused before the customer is looked up, as the vendor's endpoint does.
         if body.get("slug", slug) != slug:
             detail = "slug cannot be changed through this endpoint; omit it or send the current slug"

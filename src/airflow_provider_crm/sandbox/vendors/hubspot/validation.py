@@ -2,7 +2,7 @@
 
 A body that does not fit its schema (wrong JSON type, unknown or missing key, a property
 value that is not a string) fails as a whole with one :class:`BodyError`; whether property
-*values* are valid is a separate, per-object question (see ``hubspot_properties``). The spec
+*values* are valid is a separate, per-object question (see :mod:`.properties`). The spec
 types every property value as a string, so a JSON number, boolean or null is refused here,
 naming the property.
 """
@@ -10,7 +10,7 @@ naming the property.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,15 +126,20 @@ def _batch_inputs(body: Any, allowed_keys: frozenset[str]) -> list[Any]:
     return inputs
 
 
-def parse_batch(body: Any, *, upsert: bool = False) -> list[BatchInput]:
-    """The inputs of a batch update/upsert body (at most :data:`MAX_BATCH_INPUTS`)."""
-    inputs = _batch_inputs(body, BATCH_KEYS)
-    parsed: list[BatchInput] = []
+def _input_objects(inputs: list[Any], allowed: frozenset[str]) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """Each input with its index and location (``inputs[3]``), once it is an object of allowed keys."""
     for index, entry in enumerate(inputs):
         where = f"inputs[{index}]"
         if not isinstance(entry, dict):
             raise BodyError(f"Invalid input JSON: {where} must be an object, not {_json_type(entry)}")
-        _check_keys(entry, BATCH_INPUT_KEYS, where)
+        _check_keys(entry, allowed, where)
+        yield index, where, entry
+
+
+def parse_batch(body: Any, *, upsert: bool = False) -> list[BatchInput]:
+    """The inputs of a batch update/upsert body (at most :data:`MAX_BATCH_INPUTS`)."""
+    parsed: list[BatchInput] = []
+    for index, where, entry in _input_objects(_batch_inputs(body, BATCH_KEYS), BATCH_INPUT_KEYS):
         object_id = entry.get("id")
         if not isinstance(object_id, str) or not object_id:
             raise BodyError(f'Invalid input JSON: {where} needs "id" (a non-empty string)')
@@ -182,13 +187,8 @@ def parse_batch_read(body: Any) -> BatchRead:
     The spec marks ``properties`` and ``propertiesWithHistory`` required; whether HubSpot enforces
     that is not documented, so they may be left out here.
     """
-    inputs = _batch_inputs(body, BATCH_READ_KEYS)
     ids: list[str] = []
-    for index, entry in enumerate(inputs):
-        where = f"inputs[{index}]"
-        if not isinstance(entry, dict):
-            raise BodyError(f"Invalid input JSON: {where} must be an object, not {_json_type(entry)}")
-        _check_keys(entry, frozenset({"id"}), where)
+    for _, where, entry in _input_objects(_batch_inputs(body, BATCH_READ_KEYS), frozenset({"id"})):
         if not isinstance(entry.get("id"), str) or not entry["id"]:
             raise BodyError(f'Invalid input JSON: {where} needs "id" (a non-empty string)')
         ids.append(entry["id"])

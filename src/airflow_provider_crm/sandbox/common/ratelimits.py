@@ -1,4 +1,4 @@
-"""Rate-limit bookkeeping shared by vendor emulators (a fixed window and a sliding window)."""
+"""Rate-limit bookkeeping for the vendor emulators: a fixed window, and rolling windows alone or per key."""
 
 from __future__ import annotations
 
@@ -46,24 +46,50 @@ class FixedWindowCounter:
         self._used = 0
 
 
+class RollingWindow:
+    """Times of counted events, so the count within the last ``seconds`` is exact."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._hits: deque[float] = deque()
+
+    def used(self, seconds: float) -> int:
+        """Events counted within the last ``seconds``."""
+        horizon = self._clock() - seconds
+        while self._hits and self._hits[0] <= horizon:
+            self._hits.popleft()
+        return len(self._hits)
+
+    def wait(self, seconds: float) -> float:
+        """Seconds until the oldest counted event leaves a window of ``seconds`` (all of it when none is)."""
+        if not self._hits:
+            return seconds
+        return max(0.0, seconds - (self._clock() - self._hits[0]))
+
+    def hit(self) -> None:
+        """Count one event now."""
+        self._hits.append(self._clock())
+
+    def clear(self) -> None:
+        """Forget all events."""
+        self._hits.clear()
+
+
 class SlidingWindowLimiter:
     """At most ``limit`` events per key within any ``window`` seconds."""
 
     def __init__(self, clock: Clock = time.monotonic) -> None:
         self._clock = clock
-        self._events: dict[str, deque[float]] = {}
+        self._windows: dict[str, RollingWindow] = {}
 
     def acquire(self, key: str, limit: int, window: float) -> float | None:
         """Record an event and return ``None``, or return the seconds to wait when over the limit."""
-        now = self._clock()
-        events = self._events.setdefault(key, deque())
-        while events and now - events[0] >= window:
-            events.popleft()
-        if len(events) >= limit:
-            return max(0.0, window - (now - events[0])) if events else window
-        events.append(now)
+        events = self._windows.setdefault(key, RollingWindow(self._clock))
+        if events.used(window) >= limit:
+            return events.wait(window)
+        events.hit()
         return None
 
     def clear(self) -> None:
         """Forget all events."""
-        self._events.clear()
+        self._windows.clear()

@@ -18,17 +18,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow_provider_crm.sandbox.hubspot_errors import (
+from airflow_provider_crm.sandbox.common.ids import utc_now_iso
+from airflow_provider_crm.sandbox.vendors.hubspot.errors import (
     OBJECT_NOT_FOUND,
     VALIDATION_ERROR,
     property_errors_message,
     standard_error,
 )
-from airflow_provider_crm.sandbox.hubspot_properties import PropertyError, check_properties
-from airflow_provider_crm.sandbox.hubspot_render import cleared_names, render_order
-from airflow_provider_crm.sandbox.hubspot_validation import BatchInput
-from airflow_provider_crm.sandbox.hubspot_writes import OrderWrites, WriteError
-from airflow_provider_crm.sandbox.ids import utc_now_iso
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import PropertyError, check_properties
+from airflow_provider_crm.sandbox.vendors.hubspot.render import cleared_names, render_order
+from airflow_provider_crm.sandbox.vendors.hubspot.validation import BatchInput
+from airflow_provider_crm.sandbox.vendors.hubspot.writes import OrderWrites, WriteError
 
 GROUPED = "grouped"
 ERROR_STYLES = (GROUPED, "trace_id", "context_trace", "nested_trace", "bare", "silent")
@@ -167,8 +167,8 @@ def _batch_body(results: list[dict[str, Any]], started: str) -> dict[str, Any]:
     }
 
 
-def error_style(value: Any) -> str:
+def error_style(key: str, value: Any) -> str:
     """Check a ``batch_errors`` setting."""
     if value not in ERROR_STYLES:
-        raise ValueError(f"batch_errors must be one of {', '.join(ERROR_STYLES)}, not {value!r}")
+        raise ValueError(f"{key} must be one of {', '.join(ERROR_STYLES)}, not {value!r}")
     return str(value)

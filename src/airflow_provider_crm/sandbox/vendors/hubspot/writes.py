@@ -12,14 +12,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_crm.sandbox.hubspot_errors import (
+from airflow_provider_crm.sandbox.vendors.hubspot.errors import (
     CONFLICT,
     OBJECT_NOT_FOUND,
     VALIDATION_ERROR,
     property_errors_parts,
 )
-from airflow_provider_crm.sandbox.hubspot_properties import OBJECT_ID, PropertyDef, check_properties
-from airflow_provider_crm.sandbox.hubspot_state import HubSpotState
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import OBJECT_ID, PropertyDef, check_properties
+from airflow_provider_crm.sandbox.vendors.hubspot.state import HubSpotState
 
 Catalogue = Mapping[str, PropertyDef]
 

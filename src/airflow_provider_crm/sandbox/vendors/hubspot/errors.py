@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_crm.sandbox.hubspot_properties import PropertyError
 from airflow_provider_crm.sandbox.messages import SandboxResponse, json_response
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import PropertyError
 
 Context = Mapping[str, Sequence[str]]
 

@@ -15,18 +15,19 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+from airflow_provider_crm.sandbox.common.store import RecordStore
+
 
 def timestamp() -> str:
     """Current UTC time with microseconds, so two quick writes get different ``updatedAt``."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-class KaitenState:
+class KaitenState(RecordStore):
     """Customers by slug, in creation order; each has a sequence number for cursor paging."""
 
     def __init__(self, lock: threading.RLock) -> None:
-        self._lock = lock
-        self._customers: dict[str, dict[str, Any]] = {}
+        super().__init__(lock)
         self._sequence: dict[str, int] = {}
         self._counter = itertools.count(1)
 
@@ -34,19 +35,7 @@ class KaitenState:
 
     def customers(self) -> list[dict[str, Any]]:
         """All stored customers, oldest first."""
-        with self._lock:
-            return copy.deepcopy(list(self._customers.values()))
-
-    def get(self, slug: str) -> dict[str, Any] | None:
-        """One customer by slug, or ``None``."""
-        with self._lock:
-            record = self._customers.get(slug)
-            return copy.deepcopy(record) if record is not None else None
-
-    def count(self) -> int:
-        """Number of stored customers."""
-        with self._lock:
-            return len(self._customers)
+        return self.records()
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready dump of the customers."""
@@ -58,10 +47,10 @@ class KaitenState:
         """Up to ``limit`` customers created after sequence number ``after``, and the last number
         returned when more follow (else ``None``)."""
         with self._lock:
-            rest = [slug for slug in self._customers if self._sequence[slug] > after]
+            rest = [slug for slug in self._records if self._sequence[slug] > after]
             chunk = rest[:limit]
             more = len(rest) > limit
-            records = [copy.deepcopy(self._customers[slug]) for slug in chunk]
+            records = [copy.deepcopy(self._records[slug]) for slug in chunk]
             return records, (self._sequence[chunk[-1]] if more and chunk else None)
 
     def create(self, fields: Mapping[str, Any], slug: str, actor: Mapping[str, str]) -> dict[str, Any]:
@@ -80,14 +69,14 @@ class KaitenState:
             "updatedBy": dict(actor),
         }
         with self._lock:
-            self._customers[slug] = record
+            self._records[slug] = record
             self._sequence[slug] = next(self._counter)
             return copy.deepcopy(record)
 
     def replace(self, slug: str, fields: Mapping[str, Any], actor: Mapping[str, str]) -> dict[str, Any] | None:
         """Full replacement: ``externalCustomerId`` and ``domain`` are cleared when omitted."""
         with self._lock:
-            record = self._customers.get(slug)
+            record = self._records.get(slug)
             if record is None:
                 return None
             record["name"] = fields["name"]
@@ -101,10 +90,10 @@ class KaitenState:
         """Remove a customer; ``False`` if unknown."""
         with self._lock:
             self._sequence.pop(slug, None)
-            return self._customers.pop(slug, None) is not None
+            return self._records.pop(slug, None) is not None
 
     def clear(self) -> None:
         """Forget every customer."""
         with self._lock:
-            self._customers.clear()
+            super().clear()
             self._sequence.clear()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from airflow_provider_crm.sandbox.hubspot_properties import CREATE_DATE, LAST_MODIFIED, OBJECT_ID
 from airflow_provider_crm.sandbox.messages import SandboxRequest
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import CREATE_DATE, LAST_MODIFIED, OBJECT_ID
 
 DEFAULT_PROPERTIES = (OBJECT_ID, CREATE_DATE, LAST_MODIFIED)
 """Properties every answer carries, whichever were requested."""

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_crm.sandbox.kaiten_problems import ErrorDetail
+from airflow_provider_crm.sandbox.vendors.kaiten.errors import ErrorDetail
 
 SLUG_PATTERN = "^[a-z0-9][a-z0-9-]*[a-z0-9]$"
 DOMAIN_PATTERN = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)+$"

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from http import HTTPStatus
 from typing import Any, ClassVar
 
-from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.common.auth import bearer_token
+from airflow_provider_crm.sandbox.common.settings import SettingCheck, non_empty_string, positive_number
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import GatewayPage, OperationFailure, RateLimit, ServerError
 from airflow_provider_crm.sandbox.messages import (
     InvalidJson,
@@ -33,8 +35,7 @@ from airflow_provider_crm.sandbox.messages import (
     json_response,
     parse_query,
 )
-from airflow_provider_crm.sandbox.microbase_oauth import claims_for, expires_in, mint_jwt, parse_basic
-from airflow_provider_crm.sandbox.microbase_responses import (
+from airflow_provider_crm.sandbox.vendors.microbase.errors import (
     CUSTOMER_INVALID_EMAIL,
     CUSTOMER_NOT_FOUND,
     GATEWAY_STATUSES,
@@ -48,17 +49,19 @@ from airflow_provider_crm.sandbox.microbase_responses import (
     success,
     uncoded_error,
 )
-from airflow_provider_crm.sandbox.microbase_state import (
+from airflow_provider_crm.sandbox.vendors.microbase.oauth import claims_for, expires_in, mint_jwt, parse_basic
+from airflow_provider_crm.sandbox.vendors.microbase.state import (
     CREATE_EVENT,
     UPDATE_EVENT,
     MicroBaseState,
     new_short_id,
 )
-from airflow_provider_crm.sandbox.microbase_validation import (
+from airflow_provider_crm.sandbox.vendors.microbase.validation import (
     CREATE_SCHEMA,
     INFO_SCHEMA,
     STATUSES,
     UPDATE_SCHEMA,
+    Schema,
     is_email,
     js_number,
     js_truthy,
@@ -76,12 +79,6 @@ LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT = 10, 100
 LIST_FIELDS = ("id", "email", "firstName", "lastName", "tags", "status", "addresses")
 LIST_FILTERS = ("id", "email", "status", "tags")
 MERGED_FIELDS = ("firstName", "lastName", "tags", "status")
-
-
-def _bearer(request: SandboxRequest) -> str | None:
-    header = request.header("Authorization") or ""
-    scheme, _, credential = header.strip().partition(" ")
-    return credential.strip() if scheme.lower() == "bearer" and credential.strip() else None
 
 
 def _qs(values: QueryDict) -> dict[str, Any]:
@@ -139,7 +136,11 @@ class MicroBaseApp(VendorApp):
 
     name = "microbase"
     default_token = "sandbox-microbase-token-0123456789"
-    settings: ClassVar[tuple[str, ...]] = ("client_id", "client_secret", "token_ttl_seconds")
+    settings: ClassVar[Mapping[str, SettingCheck]] = {
+        "client_id": non_empty_string,
+        "client_secret": non_empty_string,
+        "token_ttl_seconds": positive_number,
+    }
 
     client_id: str = "sandbox-client"
     client_secret: str = "sandbox-client-secret-0123456789"
@@ -168,13 +169,10 @@ class MicroBaseApp(VendorApp):
         """Public operations pass; others need the static token or an unexpired issued one."""
         if self._operation_key(request) in self._public:
             return True
-        credential = _bearer(request)
+        credential = bearer_token(request)
         if credential is None:
             return False
-        if credential == self.token:
-            return True
-        expiry = self._state.token_expiry(credential)
-        return expiry is not None and time.time() < expiry
+        return credential == self.token or self._state.token_active(credential)
 
     def dispatch(self, request: SandboxRequest) -> SandboxResponse:
         """Run the operation the path names with the merged payload."""
@@ -244,24 +242,6 @@ class MicroBaseApp(VendorApp):
         """``X-Powered-By: microbase`` on everything the service (not the gateway) answers."""
         if not _from_gateway(response):
             response.headers.setdefault("X-Powered-By", "microbase")
-
-    def reset_state(self) -> None:
-        """Forget customers, events and issued tokens."""
-        self._state.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Customers, events and the number of tokens issued."""
-        return self._state.snapshot()
-
-    def check_setting(self, key: str, value: Any) -> Any:
-        """Type-check settings changed through the control endpoint."""
-        if key == "token_ttl_seconds":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError("token_ttl_seconds must be a positive number")
-            return float(value)
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{key} must be a non-empty string")
-        return value
 
     # Test helpers.
 
@@ -390,13 +370,18 @@ class MicroBaseApp(VendorApp):
 
     # Operations.
 
-    def _update(self, request: SandboxRequest, payload: Any) -> SandboxResponse:
-        errors = schema_errors(payload, UPDATE_SCHEMA)
+    def _existing(self, payload: Any, schema: Schema) -> dict[str, Any] | SandboxResponse:
+        """The stored customer ``payload["id"]`` names, once the payload passed the operation's schema."""
+        errors = schema_errors(payload, schema)
         if errors:
             return business_error(VALIDATION_ERROR, errors)
         record = self._state.get(payload["id"])
-        if record is None:
-            return business_error(CUSTOMER_NOT_FOUND, {"id": payload["id"]})
+        return record if record is not None else business_error(CUSTOMER_NOT_FOUND, {"id": payload["id"]})
+
+    def _update(self, request: SandboxRequest, payload: Any) -> SandboxResponse:
+        record = self._existing(payload, UPDATE_SCHEMA)
+        if isinstance(record, SandboxResponse):
+            return record
         for key in MERGED_FIELDS:
             if js_truthy(payload.get(key)):
                 record[key] = copy.deepcopy(payload[key])
@@ -424,12 +409,9 @@ class MicroBaseApp(VendorApp):
         return self._save(record, payload, CREATE_EVENT)
 
     def _info(self, request: SandboxRequest, payload: Any) -> SandboxResponse:
-        errors = schema_errors(payload, INFO_SCHEMA)
-        if errors:
-            return business_error(VALIDATION_ERROR, errors)
-        record = self._state.get(payload["id"])
-        if record is None:
-            return business_error(CUSTOMER_NOT_FOUND, {"id": payload["id"]})
+        record = self._existing(payload, INFO_SCHEMA)
+        if isinstance(record, SandboxResponse):
+            return record
         return success(customer=self.render(record))
 
     def _list(self, request: SandboxRequest, payload: Any) -> SandboxResponse:

@@ -9,12 +9,12 @@ the emulator; refused (429) and unauthenticated requests do not.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from airflow_provider_crm.sandbox.hubspot_errors import DAILY, TEN_SECONDLY_ROLLING
+from airflow_provider_crm.sandbox.common.ratelimits import RollingWindow
+from airflow_provider_crm.sandbox.vendors.hubspot.errors import DAILY, TEN_SECONDLY_ROLLING
 
 PRIVATE_APP = "private"
 OAUTH_APP = "oauth"
@@ -44,29 +44,6 @@ class Budget:
     def daily_max(self) -> int:
         """The daily limit reported."""
         return self.daily if self.daily is not None else NOMINAL_DAILY
-
-
-class RollingWindow:
-    """Times of counted requests, so the count within the last interval is exact."""
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
-        self._hits: deque[float] = deque()
-
-    def used(self, interval_ms: int) -> int:
-        """Requests counted within the last ``interval_ms``."""
-        horizon = self._clock() - interval_ms / 1000
-        while self._hits and self._hits[0] <= horizon:
-            self._hits.popleft()
-        return len(self._hits)
-
-    def hit(self) -> None:
-        """Count one request now."""
-        self._hits.append(self._clock())
-
-    def clear(self) -> None:
-        """Forget all requests."""
-        self._hits.clear()
 
 
 class DailyCounter:
@@ -108,7 +85,7 @@ class HubSpotLimits:
         """The policy an extra request would break (``DAILY`` first), or ``None``."""
         if app_kind == PRIVATE_APP and budget.daily is not None and self._daily.used() >= budget.daily:
             return DAILY
-        if budget.burst is not None and self._windows[app_kind].used(budget.interval_ms) >= budget.burst:
+        if budget.burst is not None and self._windows[app_kind].used(budget.interval_ms / 1000) >= budget.burst:
             return TEN_SECONDLY_ROLLING
         return None
 
@@ -121,7 +98,7 @@ class HubSpotLimits:
     def headers(self, app_kind: str, budget: Budget) -> dict[str, str]:
         """The ``X-HubSpot-RateLimit-*`` headers for an answer to this app kind."""
         burst_max = budget.burst_max(app_kind)
-        used = self._windows[app_kind].used(budget.interval_ms)
+        used = self._windows[app_kind].used(budget.interval_ms / 1000)
         headers = {
             MAX_HEADER: str(burst_max),
             REMAINING_HEADER: str(max(0, burst_max - used)),

@@ -4,7 +4,7 @@ Behaviour follows the orders v3 spec and HubSpot's docs where they say something
 where they do not: a batch with an invalid property value or a repeated record is refused whole
 (400), as integrations report; a batch whose inputs all fail still answers 207 (``status``
 ``COMPLETE``, empty ``results``); how a 207 names failed inputs is the ``batch_errors`` setting
-(see :mod:`~airflow_provider_crm.sandbox.hubspot_batch`); without ``properties=`` a read
+(see :mod:`~airflow_provider_crm.sandbox.vendors.hubspot.batch`); without ``properties=`` a read
 returns every set property (HubSpot returns a default subset), a requested but unset property
 is ``null``; write answers echo cleared properties as ``""``; a wrong client secret is answered
 like a wrong client id (``BAD_CLIENT_ID``); an unsupported ``grant_type`` is ``BAD_GRANT_TYPE``.
@@ -15,15 +15,40 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl
 
-from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.common.auth import bearer_token
+from airflow_provider_crm.sandbox.common.ids import utc_now_iso
+from airflow_provider_crm.sandbox.common.settings import (
+    SettingCheck,
+    non_empty_string,
+    optional,
+    positive_int,
+    positive_number,
+    string_list,
+)
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import GatewayPage, HttpStatus, RateLimit, ServerError
-from airflow_provider_crm.sandbox.hubspot_batch import GROUPED, error_style, read_batch, run_batch, validate_batch
-from airflow_provider_crm.sandbox.hubspot_errors import (
+from airflow_provider_crm.sandbox.messages import (
+    JSON_CONTENT_TYPE,
+    InvalidJson,
+    SandboxRequest,
+    SandboxResponse,
+    format_seconds,
+    json_response,
+)
+from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.vendors.hubspot.batch import (
+    GROUPED,
+    error_style,
+    read_batch,
+    run_batch,
+    validate_batch,
+)
+from airflow_provider_crm.sandbox.vendors.hubspot.errors import (
     DAILY,
     EXPIRED_AUTHENTICATION,
     GATEWAY_TITLES,
@@ -36,7 +61,7 @@ from airflow_provider_crm.sandbox.hubspot_errors import (
     gateway_page,
     rate_limit_body,
 )
-from airflow_provider_crm.sandbox.hubspot_limits import (
+from airflow_provider_crm.sandbox.vendors.hubspot.limits import (
     DAILY_HEADER,
     DAILY_REMAINING_HEADER,
     INTERVAL_HEADER,
@@ -47,21 +72,16 @@ from airflow_provider_crm.sandbox.hubspot_limits import (
     Budget,
     HubSpotLimits,
 )
-from airflow_provider_crm.sandbox.hubspot_properties import PROPERTIES, PropertyDef, property_from_dict
-from airflow_provider_crm.sandbox.hubspot_render import cleared_names, render_order, requested_properties
-from airflow_provider_crm.sandbox.hubspot_state import HubSpotState
-from airflow_provider_crm.sandbox.hubspot_validation import BodyError, parse_batch, parse_batch_read, parse_object_input
-from airflow_provider_crm.sandbox.hubspot_writes import OrderWrites, WriteError
-from airflow_provider_crm.sandbox.ids import utc_now_iso
-from airflow_provider_crm.sandbox.messages import (
-    JSON_CONTENT_TYPE,
-    InvalidJson,
-    SandboxRequest,
-    SandboxResponse,
-    format_seconds,
-    json_response,
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import PROPERTIES, PropertyDef, property_from_dict
+from airflow_provider_crm.sandbox.vendors.hubspot.render import cleared_names, render_order, requested_properties
+from airflow_provider_crm.sandbox.vendors.hubspot.state import HubSpotState
+from airflow_provider_crm.sandbox.vendors.hubspot.validation import (
+    BodyError,
+    parse_batch,
+    parse_batch_read,
+    parse_object_input,
 )
-from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.vendors.hubspot.writes import OrderWrites, WriteError
 
 SCOPE_READ = "crm.objects.orders.read"
 SCOPE_WRITE = "crm.objects.orders.write"
@@ -99,12 +119,10 @@ def _elapsed(seconds: float) -> str:
     return f"{int(seconds)} second(s)"
 
 
-def _positive_int(key: str, value: Any, *, optional: bool = False) -> int | None:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{key} must be a positive integer{' or null' if optional else ''}")
-    return value
+def _property_definitions(key: str, value: Any) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise ValueError(f"{key} must map property names to definitions")
+    return {name: property_from_dict(name, data).to_dict() for name, data in value.items()}
 
 
 class HubSpotApp(VendorApp):
@@ -120,7 +138,7 @@ class HubSpotApp(VendorApp):
     ``X-HubSpot-RateLimit-*`` headers; a number = enforced with 429s), the OAuth values above,
     ``extra_properties`` (property definitions added to :data:`PROPERTIES`; see
     :meth:`add_property`) and ``batch_errors`` (how a 207 names failed inputs, one of
-    :data:`~airflow_provider_crm.sandbox.hubspot_batch.ERROR_STYLES`).
+    :data:`~airflow_provider_crm.sandbox.vendors.hubspot.batch.ERROR_STYLES`).
 
     ``wall_clock`` (token expiry, daily limit) and ``monotonic_clock`` (burst windows) are read
     at each use; replace them on a running app to move time without waiting.
@@ -128,18 +146,18 @@ class HubSpotApp(VendorApp):
 
     name = "hubspot"
     default_token = "pat-na1-sandbox-hubspot-token-0123456789"
-    settings: ClassVar[tuple[str, ...]] = (
-        "scopes",
-        "burst_limit",
-        "interval_ms",
-        "daily_limit",
-        "client_id",
-        "client_secret",
-        "refresh_token",
-        "access_token_ttl_seconds",
-        "extra_properties",
-        "batch_errors",
-    )
+    settings: ClassVar[Mapping[str, SettingCheck]] = {
+        "scopes": string_list,
+        "burst_limit": optional(positive_int),
+        "interval_ms": positive_int,
+        "daily_limit": optional(positive_int),
+        "client_id": non_empty_string,
+        "client_secret": non_empty_string,
+        "refresh_token": non_empty_string,
+        "access_token_ttl_seconds": positive_number,
+        "extra_properties": _property_definitions,
+        "batch_errors": error_style,
+    }
 
     scopes: tuple[str, ...] = DEFAULT_SCOPES
     burst_limit: int | None = None
@@ -200,7 +218,7 @@ class HubSpotApp(VendorApp):
 
     def unauthorized(self, request: SandboxRequest) -> SandboxResponse:
         """401: ``EXPIRED_AUTHENTICATION`` for an expired OAuth token, else ``INVALID_AUTHENTICATION``."""
-        credential = self._bearer(request)
+        credential = bearer_token(request)
         expiry = self._state.token_expiry(credential) if credential else None
         if expiry is not None:
             ago = _elapsed(max(0.0, self.wall_clock() - expiry))
@@ -281,38 +299,8 @@ class HubSpotApp(VendorApp):
 
     def reset_state(self) -> None:
         """Forget orders, tokens and counted requests."""
-        self._state.clear()
+        super().reset_state()
         self._limits.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Stored orders and the number of issued tokens."""
-        return self._state.snapshot()
-
-    def check_setting(self, key: str, value: Any) -> Any:
-        """Type-check settings changed through the control endpoint."""
-        if key == "scopes":
-            if not isinstance(value, list | tuple) or not all(isinstance(scope, str) for scope in value):
-                raise ValueError("scopes must be a list of strings")
-            return tuple(value)
-        if key in ("burst_limit", "daily_limit"):
-            return _positive_int(key, value, optional=True)
-        if key == "interval_ms":
-            return _positive_int(key, value)
-        if key in ("client_id", "client_secret", "refresh_token"):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{key} must be a non-empty string")
-            return value
-        if key == "access_token_ttl_seconds":
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                raise ValueError("access_token_ttl_seconds must be a positive number")
-            return float(value)
-        if key == "batch_errors":
-            return error_style(value)
-        if key == "extra_properties":
-            if not isinstance(value, dict):
-                raise ValueError("extra_properties must map property names to definitions")
-            return {name: property_from_dict(name, data).to_dict() for name, data in value.items()}
-        return value
 
     # Test helpers.
 
@@ -360,15 +348,8 @@ class HubSpotApp(VendorApp):
     def _is_oauth(request: SandboxRequest) -> bool:
         return request.segments[:1] == ("oauth",)
 
-    @staticmethod
-    def _bearer(request: SandboxRequest) -> str | None:
-        scheme, _, credential = (request.header("Authorization") or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            return None
-        return credential.strip()
-
     def _app_kind(self, request: SandboxRequest) -> str | None:
-        credential = self._bearer(request)
+        credential = bearer_token(request)
         if credential is None:
             return None
         if credential == self.token:

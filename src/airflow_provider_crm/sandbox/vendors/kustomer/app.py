@@ -21,16 +21,24 @@ object, 409, 429, 5xx).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from airflow_provider_crm.sandbox.base import VendorApp
+from airflow_provider_crm.sandbox.common.bodies import valid_object
+from airflow_provider_crm.sandbox.common.ids import new_object_id, utc_now_iso
+from airflow_provider_crm.sandbox.common.ratelimits import FixedWindowCounter, SlidingWindowLimiter
+from airflow_provider_crm.sandbox.common.settings import (
+    SettingCheck,
+    boolean,
+    optional,
+    per_minute,
+    positive_number,
+    string_list,
+)
+from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
-from airflow_provider_crm.sandbox.ids import new_object_id, utc_now_iso
-from airflow_provider_crm.sandbox.kustomer_state import ATTRIBUTE_KEYS, KustomerState
-from airflow_provider_crm.sandbox.kustomer_validation import FieldError, validate_create, validate_update
 from airflow_provider_crm.sandbox.messages import (
     InvalidJson,
     SandboxRequest,
@@ -38,8 +46,10 @@ from airflow_provider_crm.sandbox.messages import (
     format_seconds,
     json_response,
 )
-from airflow_provider_crm.sandbox.ratelimits import FixedWindowCounter, SlidingWindowLimiter
 from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.vendors.kustomer.errors import field_errors, jsonapi_error, simple_error
+from airflow_provider_crm.sandbox.vendors.kustomer.state import ATTRIBUTE_KEYS, KustomerState
+from airflow_provider_crm.sandbox.vendors.kustomer.validation import FieldError, validate_create, validate_update
 
 ROLES_CREATE = (
     "org.permission.kobject.create",
@@ -67,41 +77,10 @@ DEFAULT_ROLES = (
 
 MAX_PAGE_SIZE = 100
 
-_STATUS_TITLES = {
-    400: ("bad_request", "Bad Request"),
-    401: ("unauthorized", "Unauthorized"),
-    403: ("forbidden", "Forbidden"),
-    404: ("not_found", "Not Found"),
-    409: ("conflict", "Conflict"),
-    413: ("payload_too_large", "Payload Too Large"),
-    429: ("too_many_requests", "Too Many Requests"),
-    500: ("internal_server_error", "Internal Server Error"),
-    502: ("bad_gateway", "Bad Gateway"),
-    503: ("service_unavailable", "Service Unavailable"),
-    504: ("gateway_timeout", "Gateway Timeout"),
-}
-
-
-def jsonapi_error(status: int, detail: str, *, pointer: str | None = None) -> dict[str, Any]:
-    """A JSON:API error document: ``{"errors": [{"status", "code", "title", "detail"}]}``.
-
-    ``status`` is the HTTP status as a string (``"404"``): Kustomer's OpenAPI types it so.
-    """
-    code, title = _STATUS_TITLES.get(status, ("error", "Error"))
-    error: dict[str, Any] = {"status": str(status), "code": code, "title": title, "detail": detail}
-    if pointer is not None:
-        error["source"] = {"pointer": pointer}
-    return {"errors": [error]}
-
 
 def kobject_type(klass: str) -> str:
     """A KObject's JSON:API ``type``: ``kobject.`` and its klass, as ``"kobject.order"`` in Kustomer's examples."""
     return f"kobject.{klass}"
-
-
-def simple_error(code: str, message: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Kustomer's common error document: ``{"errors": [{"code", "message", "meta"}]}``."""
-    return {"errors": [{"code": code, "message": message, "meta": meta or {}}]}
 
 
 def _segment(value: str) -> str:
@@ -121,13 +100,13 @@ class KustomerApp(VendorApp):
 
     name = "kustomer"
     default_token = "sandbox-kustomer-token-0123456789"
-    settings: ClassVar[tuple[str, ...]] = (
-        "create_limit_per_minute",
-        "create_limit_window",
-        "org_limit_per_minute",
-        "enforce_org_limit",
-        "roles",
-    )
+    settings: ClassVar[Mapping[str, SettingCheck]] = {
+        "create_limit_per_minute": optional(per_minute),
+        "create_limit_window": positive_number,
+        "org_limit_per_minute": per_minute,
+        "enforce_org_limit": boolean,
+        "roles": string_list,
+    }
 
     create_limit_per_minute: int | None = None
     create_limit_window: float = 60.0
@@ -214,29 +193,9 @@ class KustomerApp(VendorApp):
 
     def reset_state(self) -> None:
         """Forget objects and rate-limit counters."""
-        self._state.clear()
+        super().reset_state()
         self._creates.clear()
         self._org_window.clear()
-
-    def snapshot(self) -> dict[str, Any]:
-        """Org id and stored objects per klass."""
-        return self._state.snapshot()
-
-    def check_setting(self, key: str, value: Any) -> Any:
-        """Type-check settings changed through the control endpoint."""
-        if key == "roles":
-            if not isinstance(value, list | tuple) or not all(isinstance(role, str) for role in value):
-                raise ValueError("roles must be a list of strings")
-            return tuple(value)
-        if key == "enforce_org_limit":
-            if not isinstance(value, bool):
-                raise ValueError("enforce_org_limit must be a boolean")
-            return value
-        if key == "create_limit_per_minute" and value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(f"{key} must be a positive number")
-        return float(value) if key == "create_limit_window" else int(value)
 
     # Test helpers.
 
@@ -274,17 +233,7 @@ class KustomerApp(VendorApp):
         return json_response(400, simple_error("bad_request", message, meta))
 
     def _invalid(self, errors: Sequence[FieldError]) -> SandboxResponse:
-        body = {
-            "errors": [
-                {
-                    "code": "bad_request",
-                    "message": error.message,
-                    "meta": {"attribute": error.attribute, "pointer": error.pointer},
-                }
-                for error in errors
-            ]
-        }
-        return json_response(400, body)
+        return json_response(400, field_errors(errors))
 
     def _json_object(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
         try:
@@ -363,12 +312,9 @@ class KustomerApp(VendorApp):
 
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass = params["klass"]
-        body = self._json_object(request)
+        body = valid_object(self._json_object(request), validate_create, self._invalid)
         if isinstance(body, SandboxResponse):
             return body
-        errors = validate_create(body)
-        if errors:
-            return self._invalid(errors)
         external_id = body.get("externalId")
         if external_id is not None and self._state.external_id_owner(klass, external_id) is not None:
             return self._conflict(klass, external_id)
@@ -383,12 +329,9 @@ class KustomerApp(VendorApp):
 
     def _update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass, kobject_id = params["klass"], params["kobject_id"]
-        body = self._json_object(request)
+        body = valid_object(self._json_object(request), validate_update, self._invalid)
         if isinstance(body, SandboxResponse):
             return body
-        errors = validate_update(body)
-        if errors:
-            return self._invalid(errors)
         stored = self._state.get(klass, kobject_id)
         if stored is None:
             return self._missing(klass, repr(kobject_id))

@@ -15,37 +15,27 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from airflow_provider_crm.sandbox.hubspot_properties import CREATE_DATE, LAST_MODIFIED, OBJECT_ID
-from airflow_provider_crm.sandbox.ids import utc_now_iso
+from airflow_provider_crm.sandbox.common.ids import utc_now_iso
+from airflow_provider_crm.sandbox.common.store import TokenIssuingStore
+from airflow_provider_crm.sandbox.vendors.hubspot.properties import CREATE_DATE, LAST_MODIFIED, OBJECT_ID
 
 FIRST_ORDER_ID = 1_000_001
 
 
-class HubSpotState:
+class HubSpotState(TokenIssuingStore):
     """Orders by id, and OAuth access tokens with their expiry (wall-clock seconds)."""
 
     def __init__(self, lock: threading.RLock, clock: Callable[[], float] = time.time) -> None:
-        self._lock = lock
-        self._clock = clock
-        self._orders: dict[str, dict[str, Any]] = {}
+        super().__init__(lock, clock)
         # property name -> value -> ids holding it; built on first lookup, kept up to date after.
         self._index: dict[str, dict[str, set[str]]] = {}
         self._next_id = FIRST_ORDER_ID
-        self._tokens: dict[str, float] = {}
-        self._tokens_issued = 0
 
     # Inspection helpers (public).
 
     def orders(self) -> list[dict[str, Any]]:
         """All stored orders, oldest first."""
-        with self._lock:
-            return copy.deepcopy(list(self._orders.values()))
-
-    def get(self, order_id: str) -> dict[str, Any] | None:
-        """One order by internal id, or ``None``."""
-        with self._lock:
-            record = self._orders.get(order_id)
-            return copy.deepcopy(record) if record is not None else None
+        return self.records()
 
     def find_by_property(self, name: str, value: str) -> dict[str, Any] | None:
         """The first order whose property ``name`` equals ``value``, or ``None``."""
@@ -53,21 +43,10 @@ class HubSpotState:
             owner = self.owner_of(name, value)
             return self.get(owner) if owner is not None else None
 
-    def count(self) -> int:
-        """Number of stored orders."""
-        with self._lock:
-            return len(self._orders)
-
-    @property
-    def tokens_issued(self) -> int:
-        """How many OAuth access tokens ``/oauth/v1/token`` has handed out."""
-        with self._lock:
-            return self._tokens_issued
-
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready dump: orders and the number of issued tokens (never the tokens)."""
         with self._lock:
-            return {"orders": self.orders(), "tokens_issued": self._tokens_issued}
+            return {"orders": self.orders(), "tokens_issued": self.tokens_issued}
 
     # Mutations (used by the emulator; values are already validated).
 
@@ -75,11 +54,11 @@ class HubSpotState:
         """Id of the first order holding ``value`` in property ``name``."""
         with self._lock:
             if name == OBJECT_ID:
-                return value if value in self._orders else None
+                return value if value in self._records else None
             holders = self._index.get(name)
             if holders is None:
                 holders = self._index[name] = {}
-                for order_id, record in self._orders.items():
+                for order_id, record in self._records.items():
                     if (current := record["properties"].get(name)) is not None:
                         holders.setdefault(current, set()).add(order_id)
             found = holders.get(value)
@@ -110,7 +89,7 @@ class HubSpotState:
                 "updatedAt": now,
                 "archived": False,
             }
-            self._orders[order_id] = record
+            self._records[order_id] = record
             self._reindex(order_id, {}, values)
             return copy.deepcopy(record)
 
@@ -118,7 +97,7 @@ class HubSpotState:
         """Overwrite the given properties (``""`` clears one); ``None`` if the order is unknown."""
         now = utc_now_iso()
         with self._lock:
-            record = self._orders.get(order_id)
+            record = self._records.get(order_id)
             if record is None:
                 return None
             before = dict(record["properties"])
@@ -134,28 +113,13 @@ class HubSpotState:
 
     def issue_token(self, ttl_seconds: float) -> str:
         """A new access token valid for ``ttl_seconds``."""
-        with self._lock:
-            token = f"sandbox-hubspot-oauth-{secrets.token_hex(20)}"
-            self._tokens[token] = self._clock() + ttl_seconds
-            self._tokens_issued += 1
-            return token
-
-    def token_expiry(self, token: str) -> float | None:
-        """When an issued token expires (epoch seconds), or ``None`` if it was never issued."""
-        with self._lock:
-            return self._tokens.get(token)
-
-    def token_active(self, token: str) -> bool:
-        """Whether a token was issued here and has not expired yet."""
-        with self._lock:
-            expiry = self._tokens.get(token)
-            return expiry is not None and self._clock() < expiry
+        token = f"sandbox-hubspot-oauth-{secrets.token_hex(20)}"
+        self.add_token(token, self._clock() + ttl_seconds)
+        return token
 
     def clear(self) -> None:
         """Forget orders and tokens and restart ids."""
         with self._lock:
-            self._orders.clear()
+            super().clear()
             self._index.clear()
             self._next_id = FIRST_ORDER_ID
-            self._tokens.clear()
-            self._tokens_issued = 0

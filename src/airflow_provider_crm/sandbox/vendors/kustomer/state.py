@@ -16,7 +16,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_provider_crm.sandbox.ids import new_object_id, utc_now_iso
+from airflow_provider_crm.sandbox.common.ids import new_object_id, utc_now_iso
 
 FIRST_REV = 0
 """A new KObject's ``rev`` in every example of Kustomer's OpenAPI."""

@@ -14,6 +14,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_provider_crm.sandbox.common.store import TokenIssuingStore
+
 _SHORT_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-"
 _SHORT_ID_LENGTH = 9
 
@@ -27,39 +29,24 @@ def new_short_id() -> str:
     return first + "".join(secrets.choice(_SHORT_ID_ALPHABET) for _ in range(_SHORT_ID_LENGTH - 1))
 
 
-class MicroBaseState:
+class MicroBaseState(TokenIssuingStore):
     """Customers by id with a unique email index, the bus events, and the OAuth tokens issued."""
 
     def __init__(self, lock: threading.RLock) -> None:
-        self._lock = lock
-        self._customers: dict[str, dict[str, Any]] = {}
+        super().__init__(lock)
         self._events: list[dict[str, Any]] = []
-        self._tokens: dict[str, float] = {}
-        self._tokens_issued = 0
 
     # Inspection helpers (public).
 
     def customers(self) -> list[dict[str, Any]]:
         """All stored customers, oldest first."""
-        with self._lock:
-            return copy.deepcopy(list(self._customers.values()))
-
-    def get(self, customer_id: str) -> dict[str, Any] | None:
-        """One customer by id, or ``None``."""
-        with self._lock:
-            record = self._customers.get(customer_id)
-            return copy.deepcopy(record) if record is not None else None
+        return self.records()
 
     def find_by_email(self, email: str) -> dict[str, Any] | None:
         """One customer by exact email, or ``None``."""
         with self._lock:
             owner = self.email_owner(email)
             return self.get(owner) if owner is not None else None
-
-    def count(self) -> int:
-        """Number of stored customers."""
-        with self._lock:
-            return len(self._customers)
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -71,19 +58,13 @@ class MicroBaseState:
         """Only the ``CUSTOMERS.UPDATE`` events."""
         return [event for event in self.events if event["name"] == UPDATE_EVENT]
 
-    @property
-    def tokens_issued(self) -> int:
-        """How many access tokens the OAuth endpoint has issued."""
-        with self._lock:
-            return self._tokens_issued
-
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready dump: customers, events and the number of tokens issued."""
         with self._lock:
             return {
                 "customers": self.customers(),
                 "events": self.events,
-                "tokens_issued": self._tokens_issued,
+                "tokens_issued": self.tokens_issued,
             }
 
     # Mutations (used by the emulator; records are already validated).
@@ -91,13 +72,13 @@ class MicroBaseState:
     def email_owner(self, email: str) -> str | None:
         """Id of the customer holding an email."""
         with self._lock:
-            return next((cid for cid, record in self._customers.items() if record["email"] == email), None)
+            return next((cid for cid, record in self._records.items() if record["email"] == email), None)
 
     def save(self, record: Mapping[str, Any]) -> dict[str, Any]:
         """Insert or overwrite a customer (keyed by ``record["id"]``) and return it."""
         stored = copy.deepcopy(dict(record))
         with self._lock:
-            self._customers[stored["id"]] = stored
+            self._records[stored["id"]] = stored
             return copy.deepcopy(stored)
 
     def publish(self, name: str, record: Mapping[str, Any], data: Any) -> None:
@@ -105,21 +86,8 @@ class MicroBaseState:
         with self._lock:
             self._events.append({"name": name, "new": copy.deepcopy(dict(record)), "data": copy.deepcopy(data)})
 
-    def add_token(self, token: str, expires_at: float) -> None:
-        """Remember an issued token until ``expires_at`` (``time.time()`` seconds)."""
-        with self._lock:
-            self._tokens[token] = expires_at
-            self._tokens_issued += 1
-
-    def token_expiry(self, token: str) -> float | None:
-        """When an issued token expires, or ``None`` if it was never issued."""
-        with self._lock:
-            return self._tokens.get(token)
-
     def clear(self) -> None:
         """Forget customers, events and tokens."""
         with self._lock:
-            self._customers.clear()
+            super().clear()
             self._events.clear()
-            self._tokens.clear()
-            self._tokens_issued = 0

@@ -1,0 +1,1 @@
+"""The HubSpot emulator: CRM v3 orders, batch writes, property definitions, rate limits and OAuth refresh."""

@@ -1,0 +1,1 @@
+"""The Kaiten emulator: the Core API's customer endpoints with Kaiten's scopes and problem+json errors."""

@@ -1,0 +1,1 @@
+"""The Kustomer emulator: KObjects with Kustomer's validation, optimistic locking and errors."""
