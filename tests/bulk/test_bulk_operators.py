@@ -227,3 +227,10 @@ def test_dry_run_reports_every_record_even_with_the_fail_policy(kustomer_conn: s
     assert (report["would_create"], report["invalid"]) == (4, 2)
     assert "not_attempted" not in report
     assert sandbox.writes("kustomer") == []
+
+
+@pytest.mark.parametrize("batch_size", [0, 101])
+def test_hubspot_batch_size_beyond_hubspot_cap_is_refused_when_the_dag_is_parsed(batch_size: int) -> None:
+    with pytest.raises(ValueError, match=rf"batch_size must be between 1 and 100 \(HubSpot's cap\), not {batch_size}"):
+        HubSpotBulkUpdateOrdersOperator(task_id="orders", source="orders.jsonl", batch_size=batch_size)
+    assert HubSpotBulkUpdateOrdersOperator(task_id="ok", source="orders.jsonl", batch_size=100).batch_size == 100

@@ -104,7 +104,7 @@ def oauth_everywhere(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> list[
 
 
 def issued_tokens(sandbox: Sandbox) -> list[str]:
-    return [*sandbox.state("microbase")._tokens, *sandbox.state("hubspot")._tokens]
+    return [*sandbox.state("microbase").issued_tokens(), *sandbox.state("hubspot").issued_tokens()]
 
 
 def test_no_secret_appears_anywhere(

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.models.hubspot import BATCH_SIZE, checked_batch_size
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
@@ -303,16 +305,14 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
         *,
         id_property: str | None = None,
         clear_nulls: bool = False,
-        batch_size: int = 100,
+        batch_size: int = BATCH_SIZE,
         hubspot_conn_id: str = "hubspot_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if not 1 <= batch_size <= 100:
-            raise ValueError(f"batch_size must be between 1 and 100 (HubSpot's cap), not {batch_size!r}")
         self.id_property = id_property
         self.clear_nulls = clear_nulls
-        self.batch_size = batch_size
+        self.batch_size = checked_batch_size(batch_size)
         self.hubspot_conn_id = hubspot_conn_id
 
     @cached_property

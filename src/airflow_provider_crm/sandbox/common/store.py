@@ -65,6 +65,11 @@ class TokenIssuingStore(RecordStore):
             self._token_expiry[token] = expires_at
             self._tokens_issued += 1
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token handed out since the last :meth:`clear` (tests check none of them leaks)."""
+        with self._lock:
+            return list(self._token_expiry)
+
     def token_expiry(self, token: str) -> float | None:
         """When an issued token expires, or ``None`` if it was never issued."""
         with self._lock:
