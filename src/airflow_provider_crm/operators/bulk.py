@@ -337,7 +337,9 @@ class HubSpotBulkUpdateOrdersOperator(BulkWriteOperator):
 class HubSpotBulkUpsertOrdersOperator(HubSpotBulkUpdateOrdersOperator):
     """Create or update orders by the unique property ``id_property``, 100 per call.
 
-    Takes the parameters of :class:`HubSpotBulkUpdateOrdersOperator`; ``id_property`` is required.
+    Takes the parameters of :class:`HubSpotBulkUpdateOrdersOperator`, and:
+
+    :param id_property: The unique order property that identifies each record; required here. (templated)
     """
 
     upsert = True
