@@ -69,7 +69,12 @@ class CrmHook(BaseHook):
     # -- reading the connection -------------------------------------------------------------
 
     def extra(self, name: str, default: Any = None) -> Any:
-        """An extra by its bare key, falling back to the legacy ``extra__<type>__<name>`` key."""
+        """An extra by its bare key, falling back to the legacy ``extra__<type>__<name>`` key.
+
+        :param name: The extra's bare key, e.g. ``verify_ssl``.
+        :param default: Returned when neither key holds a value (``None`` and ``""`` count as unset).
+        :return: The stored value, not converted.
+        """
         extras = self.connection.extra_dejson or {}
         for key in (name, f"extra__{self.conn_type}__{name}"):
             value = extras.get(key)
@@ -78,6 +83,12 @@ class CrmHook(BaseHook):
         return default
 
     def float_extra(self, name: str, default: float) -> float:
+        """A positive number from an extra (read as by :meth:`extra`).
+
+        :param name: The extra's bare key, e.g. ``read_timeout``.
+        :param default: Used when the extra is unset.
+        :raises CrmConfigurationError: When the value is not a number, or not positive.
+        """
         value = self.extra(name, default)
         try:
             number = float(value)
@@ -90,6 +101,12 @@ class CrmHook(BaseHook):
         return number
 
     def bool_extra(self, name: str, default: bool) -> bool:
+        """A flag from an extra: a bool, or ``true``/``1``/``yes``/``on``/``false``/``0``/``no``/``off`` (any case).
+
+        :param name: The extra's bare key, e.g. ``verify_ssl``.
+        :param default: Used when the extra is unset.
+        :raises CrmConfigurationError: When the value is none of those.
+        """
         value = self.extra(name, default)
         if isinstance(value, bool):
             return value
@@ -103,7 +120,13 @@ class CrmHook(BaseHook):
         )
 
     def secret(self, value: str | None, what: str) -> str:
-        """A credential from the connection, checked for presence and registered with the masker."""
+        """A credential from the connection, checked for presence and registered with the masker.
+
+        :param value: The raw credential (a connection field or extra); surrounding whitespace is stripped.
+        :param what: What it is, for the error message (e.g. ``"token in its password field"``).
+        :return: The stripped credential.
+        :raises CrmConfigurationError: When the value is ``None``, empty or only whitespace.
+        """
         if value is None or not str(value).strip():
             raise CrmConfigurationError(f"{self.vendor}: connection {self.conn_id!r} has no {what}")
         token = str(value).strip()
@@ -125,6 +148,11 @@ class CrmHook(BaseHook):
         gives host ``host``, port 8443, schema ``v``), so they are put back here: the port goes into
         the URL unless the host names a port already (a different one is an error), the schema is
         appended to the host's path. Port 0 counts as no port (some UI forms send it for none).
+
+        :param raw: A base URL or bare host (no scheme means https; plain ``http://`` needs a loopback
+            host or the extra ``allow_insecure_http``).
+        :return: ``scheme://host[:port][/path]`` without a trailing slash.
+        :raises CrmConfigurationError: When the URL is unusable, or its port differs from the port field.
         """
         url = normalise_base_url(
             raw, vendor=self.vendor, allow_insecure_http=self.bool_extra("allow_insecure_http", False)
@@ -165,12 +193,14 @@ class CrmHook(BaseHook):
         return urlunsplit((parts.scheme, netloc, path, "", ""))
 
     def timeouts(self) -> Timeouts:
+        """Connect and read timeouts in seconds: extras ``connect_timeout``/``read_timeout``, else the defaults."""
         return Timeouts(
             connect=self.float_extra("connect_timeout", Timeouts.connect),
             read=self.float_extra("read_timeout", Timeouts.read),
         )
 
     def retry_settings(self) -> RetrySettings:
+        """Attempts per request: extra ``max_attempts`` (at least 1), else the default."""
         attempts = int(self.float_extra("max_attempts", RetrySettings.max_attempts))
         return RetrySettings(max_attempts=max(1, attempts))
 
@@ -210,12 +240,18 @@ class CrmHook(BaseHook):
         )
 
     def limiter(self, rate: float | None = None) -> RateLimiter | None:
-        """The limiter every hook of this connection shares in this process (``None``: unlimited)."""
+        """The limiter every hook of this connection shares in this process (``None``: unlimited).
+
+        :param rate: Requests per second; ``None`` takes :meth:`rate_limit`, ``0`` means no limiter.
+        """
         rate = rate if rate is not None else self.rate_limit()
         return shared_limiter(self.vendor, self.conn_id, rate) if rate else None
 
     def use_rate_limit(self, rate: float | None) -> None:
-        """Override the connection's rate for this hook (e.g. a bulk operator's ``rate_limit``)."""
+        """Override the connection's rate for this hook (e.g. a bulk operator's ``rate_limit``).
+
+        :param rate: Requests per second; ``0`` or less removes the limit, ``None`` keeps the connection's rate.
+        """
         if rate is not None:
             self.transport.limiter = self.limiter(rate) if rate > 0 else None
 
@@ -231,6 +267,13 @@ class CrmHook(BaseHook):
         """POST to an OAuth token endpoint (without the bearer token) and read the issued token.
 
         Asking for a token twice is harmless, so the call is retried like any idempotent one.
+
+        :param url: The token endpoint's base URL, used as given.
+        :param path: Appended to ``url`` (``""`` when ``url`` is the whole endpoint).
+        :param data: The form fields to send (e.g. ``grant_type``), form-encoded.
+        :param auth: How the client authenticates (e.g. :class:`~requests.auth.HTTPBasicAuth`); ``None`` for none.
+        :return: The token from ``access_token`` (or ``token``), with ``expires_in`` when it is a number.
+        :raises CrmApiError: When the answer is not JSON or carries no token (or, as any call, is an error).
         """
         transport = HttpTransport(
             base_url=url,
@@ -254,9 +297,11 @@ class CrmHook(BaseHook):
         return IssuedToken(str(token), float(expires_in) if isinstance(expires_in, (int, float)) else None)
 
     def get_conn(self) -> HttpTransport:
+        """The hook's :attr:`transport` (Airflow's ``get_conn`` convention)."""
         return self.transport
 
     def close(self) -> None:
+        """Close the pooled session if one was opened; a later call opens a new one."""
         if "transport" in self.__dict__:
             self.transport.close()
             del self.__dict__["transport"]
@@ -269,6 +314,9 @@ class CrmHook(BaseHook):
         The connection extra ``record_url_template`` (e.g.
         ``https://acme.kustomerapp.com/app/klasses/{klass}/{id}``) wins; its placeholders are the
         ids the operator knows. Without it, vendors derive what they can (:meth:`default_record_url`).
+
+        :param ids: The record's ids by placeholder name (e.g. ``id``, ``klass``, ``customer_id``); values
+            are percent-encoded, ``None`` values left out.
         """
         template = self.extra("record_url_template")
         if template:
@@ -280,6 +328,10 @@ class CrmHook(BaseHook):
         return self.default_record_url(**ids)
 
     def default_record_url(self, **ids: Any) -> str | None:
+        """The vendor's own link to a record, used by :meth:`record_url` without a template; ``None`` here.
+
+        :param ids: The record's ids by name, as given to :meth:`record_url`.
+        """
         return None
 
     # -- the UI's Test button ---------------------------------------------------------------

@@ -154,6 +154,7 @@ class HubSpotHook(CrmHook):
         super().__init__(conn_id=hubspot_conn_id, **kwargs)
 
     def base_url(self) -> str:
+        """The connection's host, else ``https://api.hubapi.com``."""
         return self.checked_url(self.connection.host or DEFAULT_BASE_URL)
 
     # -- auth -------------------------------------------------------------------------------
@@ -195,6 +196,13 @@ class HubSpotHook(CrmHook):
 
         ``order_id`` is HubSpot's internal id, or the value of the unique property named by
         ``id_property``. Values are serialised as described in :mod:`~airflow_provider_crm.models.hubspot`.
+
+        :param order_id: The order's internal id, or its ``id_property`` value.
+        :param properties: Property names and the values to set.
+        :param id_property: A unique property whose value ``order_id`` is; ``None`` for the internal id.
+        :param clear_nulls: Send ``None`` values as ``""``, which clears the property; by default they are left out.
+        :return: The order as HubSpot returns it.
+        :raises CrmValidationError: When no property is left to send or a value cannot be serialised.
         """
         record = f"HubSpot order {order_id!r}"
         body = {"properties": serialise_properties(properties, record=record, clear_nulls=clear_nulls)}
@@ -210,7 +218,13 @@ class HubSpotHook(CrmHook):
     def get_order(
         self, order_id: str, properties: Sequence[str] | None = None, id_property: str | None = None
     ) -> HubSpotObject:
-        """Read one order (with the named properties, else HubSpot's defaults)."""
+        """Read one order (with the named properties, else HubSpot's defaults).
+
+        :param order_id: The order's internal id, or its ``id_property`` value.
+        :param properties: The property names to return; ``None`` or empty for HubSpot's defaults.
+        :param id_property: A unique property whose value ``order_id`` is; ``None`` for the internal id.
+        :raises CrmNotFoundError: When there is no such order.
+        """
         params: dict[str, str] = {}
         if properties:
             params["properties"] = ",".join(properties)
@@ -228,6 +242,11 @@ class HubSpotHook(CrmHook):
         repeating an earlier one's record goes in a later request, so the last value wins. If a
         request fails after others were settled, :class:`BatchIncompleteError` carries what was
         written; if the first one fails, its error is raised as it came.
+
+        :param inputs: The updates: mappings with ``id``, ``properties`` and optionally ``id_property``
+            (or ``idProperty``).
+        :param clear_nulls: Send ``None`` values as ``""``, which clears the property; by default they are left out.
+        :raises CrmValidationError: When an input is malformed, before anything is sent.
         """
         return self._batch("update", inputs, clear_nulls=clear_nulls, need_id_property=False)
 
@@ -236,6 +255,10 @@ class HubSpotHook(CrmHook):
 
         Each input: ``id`` (the unique property's value), ``id_property`` and ``properties``.
         Outcomes as for :meth:`batch_update_orders`; ``new`` tells created from updated.
+
+        :param inputs: The records: mappings with ``id``, ``id_property`` (or ``idProperty``) and ``properties``.
+        :param clear_nulls: Send ``None`` values as ``""``, which clears the property; by default they are left out.
+        :raises CrmValidationError: When an input is malformed or lacks ``id_property``, before anything is sent.
         """
         return self._batch("upsert", inputs, clear_nulls=clear_nulls, need_id_property=True)
 
@@ -245,6 +268,12 @@ class HubSpotHook(CrmHook):
         """Read many orders (batch read, 100 per request): ``{id: order}`` for the ids that exist.
 
         ``ids`` are internal ids, or values of the unique property ``id_property``.
+
+        :param ids: The orders to read; repeats are read once.
+        :param id_property: The unique property ``ids`` are values of; ``None`` (or ``hs_object_id``) for
+            internal ids.
+        :param properties: The property names to return (``id_property`` is always added).
+        :return: The orders found, keyed by the id as given (matched ignoring case and surrounding spaces).
         """
         if id_property:
             checked_id_property(id_property, "HubSpot batch read")
@@ -325,7 +354,10 @@ class HubSpotHook(CrmHook):
     # -- helpers ------------------------------------------------------------------------------
 
     def default_record_url(self, **ids: Any) -> str | None:
-        """The order's record page, when the connection names the portal (extra ``portal_id``)."""
+        """The order's record page, when the connection names the portal (extra ``portal_id``).
+
+        :param ids: The record's ids; only ``id`` (the order's internal id) is used.
+        """
         portal = self.extra("portal_id")
         if not portal or not ids.get("id"):
             return None
@@ -334,6 +366,7 @@ class HubSpotHook(CrmHook):
         return f"{app}/contacts/{portal_id}/record/{ORDERS_OBJECT_TYPE_ID}/{order_id}"
 
     def probe(self) -> str:
+        """List one order (``GET /crm/v3/objects/orders?limit=1``)."""
         self.transport.request("GET", api_path("crm", "v3", "objects", OBJECT_TYPE), params={"limit": 1})
         return f"Connected to HubSpot at {self.base_url()}; the token can read orders."
 

@@ -72,10 +72,12 @@ class KaitenHook(CrmHook):
         super().__init__(conn_id=kaiten_conn_id, **kwargs)
 
     def base_url(self) -> str:
+        """The connection's host, with ``/api`` appended when missing."""
         url = self.checked_url(self.connection.host or "")
         return url if url.endswith("/api") else f"{url}/api"
 
     def token(self) -> str:
+        """The access token in the password; refuses platform credentials (``ksm_``) and webhook secrets."""
         token = super().token()
         for prefix, what in REFUSED_CREDENTIAL_PREFIXES.items():
             if token.startswith(prefix):
@@ -86,7 +88,11 @@ class KaitenHook(CrmHook):
         return token
 
     def get_customer(self, slug: str) -> KaitenCustomer:
-        """Read a customer; raises :class:`~airflow_provider_crm.errors.CrmNotFoundError` if absent."""
+        """Read a customer; raises :class:`~airflow_provider_crm.errors.CrmNotFoundError` if absent.
+
+        :param slug: The customer's slug: 2 to 100 characters of ``a-z``, ``0-9`` and ``-``, alphanumeric at both ends.
+        :raises CrmValidationError: When the slug is malformed, before anything is sent.
+        """
         checked = _checked_slug(slug)
         body = require_json(self.transport.request("GET", api_path("customers", checked)), self.vendor)
         try:
@@ -101,6 +107,12 @@ class KaitenHook(CrmHook):
 
         This is Kaiten's own full-replacement semantics: ``external_customer_id`` and ``domain``
         left ``None`` are cleared. Use :meth:`merge_customer` to change only some fields.
+
+        :param slug: The customer's slug (as for :meth:`get_customer`).
+        :param name: The customer's name (required, not empty).
+        :param external_customer_id: Your id for the customer (not empty); ``None`` clears it.
+        :param domain: The customer's domain, lower case with at least one dot (``acme.com``); ``None`` clears it.
+        :raises CrmValidationError: When a value is invalid, before anything is sent.
         """
         body = validate_model(
             CustomerReplacement,
@@ -114,6 +126,11 @@ class KaitenHook(CrmHook):
 
         ``changes`` maps ``name``/``external_customer_id``/``domain`` to new values (``None``
         clears; ``name`` cannot be cleared). They are validated before the read is sent.
+
+        :param slug: The customer's slug (as for :meth:`get_customer`).
+        :param changes: The new values by field name; at least one.
+        :return: The customer as read, and the ``name``/``external_customer_id``/``domain`` values to PUT.
+        :raises CrmValidationError: When ``changes`` is empty, names another field or holds an invalid value.
         """
         checked = validate_changes(slug, changes)
         current = self.get_customer(slug)
@@ -133,6 +150,12 @@ class KaitenHook(CrmHook):
         be cleared). When nothing would change, nothing is written. Returns the customer as
         written. The read and the write are two requests, so a change made by someone else in
         between is overwritten (Kaiten offers no conditional update).
+
+        :param slug: The customer's slug (as for :meth:`get_customer`).
+        :param name: The new name.
+        :param external_customer_id: The new external customer id, or ``None`` to clear it.
+        :param domain: The new domain (lower case, with at least one dot), or ``None`` to clear it.
+        :raises CrmValidationError: When no field is given or a value is invalid, before anything is sent.
         """
         changes = {"name": name, "external_customer_id": external_customer_id, "domain": domain}
         current, merged = self.plan_merge(slug, {k: v for k, v in changes.items() if v is not UNSET})
@@ -141,6 +164,7 @@ class KaitenHook(CrmHook):
         return current.model_copy(update=merged)
 
     def probe(self) -> str:
+        """List one customer (``GET /customers?limit=1``)."""
         self.transport.request("GET", api_path("customers"), params={"limit": 1})
         return f"Connected to Kaiten at {self.base_url()}; the token can read customers."
 

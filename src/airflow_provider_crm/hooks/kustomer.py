@@ -129,6 +129,7 @@ class KustomerHook(CrmHook):
         super().__init__(conn_id=kustomer_conn_id, **kwargs)
 
     def base_url(self) -> str:
+        """The connection's host; without one, the host of extra ``region`` (``us`` default, ``eu``, ``in``)."""
         host = (self.connection.host or "").strip()
         if host:
             return self.checked_url(host)
@@ -144,11 +145,19 @@ class KustomerHook(CrmHook):
     # -- reads --------------------------------------------------------------------------------
 
     def get_kobject(self, klass_name: str, kobject_id: str) -> KObject:
-        """Read a KObject by id; raises :class:`CrmNotFoundError` when it does not exist."""
+        """Read a KObject by id; raises :class:`CrmNotFoundError` when it does not exist.
+
+        :param klass_name: The klass (custom object type) the KObject belongs to, e.g. ``order``.
+        :param kobject_id: Kustomer's id of the KObject.
+        """
         return self._parse(self.transport.request("GET", _kobject_path(klass_name, kobject_id)))
 
     def find_kobject_by_external_id(self, klass_name: str, external_id: str) -> KObject | None:
-        """The KObject with this external id in the klass, or ``None`` when there is none."""
+        """The KObject with this external id in the klass, or ``None`` when there is none.
+
+        :param klass_name: The klass to look in.
+        :param external_id: The ``externalId`` to look up.
+        """
         response = self._lookup(klass_name, external_id)
         return None if response is None else self._parse(response)
 
@@ -176,16 +185,34 @@ class KustomerHook(CrmHook):
         ``company_id`` to a company. ``created_at``/``imported_at`` are date-times (aware
         ``datetime`` or ISO 8601 with an offset); Kustomer exempts creates with ``importedAt``
         from its per-customer create limit.
+
+        :param klass_name: The klass to create the KObject in.
+        :param title: The KObject's title, 1 to 256 characters.
+        :param fields: The KObject's other fields (see
+            :class:`~airflow_provider_crm.models.kustomer_requests.KObjectCreateFields`).
+        :return: The KObject, and ``True`` if this call created it (``False``: the stored one with the external id).
+        :raises CrmValidationError: When a field is invalid, before anything is sent.
         """
         return self.write_create(KObjectCreateRequest.build(klass_name, title=title, **fields))
 
     def create_kobject(self, klass_name: str, *, title: str, **fields: Unpack[KObjectCreateFields]) -> KObject:
-        """Create a KObject, never twice (see :meth:`create_or_get_kobject`)."""
+        """Create a KObject, never twice (see :meth:`create_or_get_kobject`).
+
+        :param klass_name: The klass to create the KObject in.
+        :param title: The KObject's title, 1 to 256 characters.
+        :param fields: The KObject's other fields (see
+            :class:`~airflow_provider_crm.models.kustomer_requests.KObjectCreateFields`).
+        """
         kobject, _ = self.create_or_get_kobject(klass_name, title=title, **fields)
         return kobject
 
     def write_create(self, request: KObjectCreateRequest) -> tuple[KObject, bool]:
-        """Carry out a validated create (see :meth:`create_or_get_kobject`)."""
+        """Carry out a validated create (see :meth:`create_or_get_kobject`).
+
+        :param request: The create, from :meth:`KObjectCreateRequest.build
+            <airflow_provider_crm.models.kustomer_requests.KObjectCreateRequest.build>`.
+        :return: As :meth:`create_or_get_kobject`.
+        """
         klass_name, external_id = request.klass_name, request.external_id
         reconcile = (lambda: self._lookup(klass_name, external_id)) if external_id else None
         try:
@@ -217,11 +244,21 @@ class KustomerHook(CrmHook):
         resent: the object is read first. Still at ``rev``: not applied, sent again. At ``rev + 1``
         holding the values sent: applied, that state is returned. Anything else:
         :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError`.
+
+        :param klass_name: The klass the KObject belongs to.
+        :param kobject_id: Kustomer's id of the KObject.
+        :param fields: The fields to change, ``rev`` included (see
+            :class:`~airflow_provider_crm.models.kustomer_requests.KObjectUpdateFields`).
+        :return: The KObject as stored after the update.
         """
         return self.write_update(KObjectUpdateRequest.build(klass_name, kobject_id, **fields))
 
     def write_update(self, request: KObjectUpdateRequest) -> KObject:
-        """Carry out a validated update (see :meth:`update_kobject`)."""
+        """Carry out a validated update (see :meth:`update_kobject`).
+
+        :param request: The update, from :meth:`KObjectUpdateRequest.build
+            <airflow_provider_crm.models.kustomer_requests.KObjectUpdateRequest.build>`.
+        """
         path = _kobject_path(request.klass_name, request.kobject_id)
         body, rev, record = request.body, request.rev, request.label
         reconcile = None if rev is None else (lambda: self._applied_at_next_rev(path, body, rev, record))
@@ -245,16 +282,35 @@ class KustomerHook(CrmHook):
         create. Safe to retry: a create whose outcome is unknown is looked up before it is sent
         again, and an update is an idempotent ``PUT``. ``customer_id`` and ``company_id`` link a
         new object only: Kustomer's update takes neither. Arguments as :meth:`create_or_get_kobject`.
+
+        :param klass_name: The klass of the KObject.
+        :param external_id: The ``externalId`` the KObject is found by (a non-empty string).
+        :param title: The KObject's title, 1 to 256 characters.
+        :param fields: The KObject's other fields (see
+            :class:`~airflow_provider_crm.models.kustomer_requests.KObjectUpsertFields`).
+        :return: The KObject as stored, and ``"created"``, ``"updated"`` or ``"unchanged"``.
+        :raises CrmConflictError: When the KObject kept changing between lookup and write (:data:`UPSERT_ROUNDS`
+            rounds).
         """
         return self.write_upsert(KObjectUpsert.build(klass_name, external_id, title=title, **fields))
 
     def preview_upsert(self, request: KObjectUpsert) -> tuple[UpsertPlan, KObject | None]:
-        """Look the record up and plan it, sending nothing else: the plan and the stored object."""
+        """Look the record up and plan it, sending nothing else: the plan and the stored object.
+
+        :param request: The upsert, from :meth:`KObjectUpsert.build
+            <airflow_provider_crm.models.kustomer_upsert.KObjectUpsert.build>`.
+        :return: The plan, and the stored KObject (``None`` when the external id is not found).
+        """
         stored = self.find_kobject_by_external_id(request.klass_name, request.external_id)
         return plan_upsert(request, stored), stored
 
     def write_upsert(self, request: KObjectUpsert) -> tuple[KObject, Result]:
-        """Carry out a validated upsert (see :meth:`upsert_kobject`)."""
+        """Carry out a validated upsert (see :meth:`upsert_kobject`).
+
+        :param request: The upsert, from :meth:`KObjectUpsert.build
+            <airflow_provider_crm.models.kustomer_upsert.KObjectUpsert.build>`.
+        :return: As :meth:`upsert_kobject`.
+        """
         plan, stored = self.preview_upsert(request)
         for _ in range(UPSERT_ROUNDS):
             if plan.action == UNCHANGED:
@@ -349,7 +405,10 @@ class KustomerHook(CrmHook):
 
     def default_record_url(self, **ids: Any) -> str | None:
         """With an org host (``<org>.api.kustomerapp.com``): the linked customer's timeline, where
-        Kustomer shows its KObjects. Other pages need ``record_url_template``."""
+        Kustomer shows its KObjects. Other pages need ``record_url_template``.
+
+        :param ids: The record's ids; only ``customer_id`` is used (no link without it).
+        """
         host = urlsplit(self.base_url()).hostname or ""
         org, _, rest = host.partition(".")
         if rest != "api.kustomerapp.com" or not ids.get("customer_id"):
@@ -357,6 +416,7 @@ class KustomerHook(CrmHook):
         return f"https://{org}.kustomerapp.com/app/customers/{quote(str(ids['customer_id']), safe='')}"
 
     def probe(self) -> str:
+        """Read the API key's own token record (``GET /v1/auth/tokens/current``) and count its roles."""
         response = self.transport.request("GET", api_path("v1", "auth", "tokens", "current"))
         body = json_or_none(response) or {}
         data = body.get("data") if isinstance(body, dict) else None

@@ -120,6 +120,8 @@ class MicroBaseHook(CrmHook):
         return CachedToken(self._fetch_token)
 
     def token_url(self) -> str:
+        """The OAuth token endpoint: extra ``token_url`` as a URL or a path on the service's host (default
+        ``/services/oauth/v2/token``)."""
         raw = str(self.extra("token_url") or DEFAULT_TOKEN_PATH)
         return self.checked_url(raw) if "://" in raw else self.base_url() + "/" + raw.lstrip("/")
 
@@ -153,6 +155,12 @@ class MicroBaseHook(CrmHook):
         Calls are sent as idempotent: the operations used here set values (a repeat publishes
         the update event again but changes nothing). An ``invalid_token`` answer with client
         credentials renews the token once.
+
+        :param operation: The operation, e.g. ``customer.update`` (posted to ``/services/customer/v1/<operation>``).
+        :param payload: The operation's arguments, sent as the JSON body.
+        :return: The answer's JSON object (``{}`` when it is JSON but not an object).
+        :raises CrmApiError: On ``ok: false``, the class its error code names (e.g. ``customer_not_found``:
+            :class:`~airflow_provider_crm.errors.CrmNotFoundError`), else the one the HTTP status names.
         """
         path = api_path("services", "customer", "v1", operation)
         renewable = isinstance(self.token_source, CachedToken)
@@ -179,7 +187,19 @@ class MicroBaseHook(CrmHook):
         status: str | None = None,
         tags: list[str] | None = None,
     ) -> MicroBaseCustomer:
-        """``customer.update``: fields left ``None`` are not sent and keep their value."""
+        """``customer.update``: fields left ``None`` are not sent and keep their value.
+
+        MicroBase ignores empty values, so an empty string is refused rather than sent; ``tags=[]`` is sent.
+
+        :param customer_id: The customer's id (not empty).
+        :param email: The new email address (a plain ``local@host.domain`` address, at most 254 characters).
+        :param first_name: The new first name.
+        :param last_name: The new last name.
+        :param status: The new status, ``"ACTIVE"`` or ``"INACTIVE"``.
+        :param tags: The new tags, replacing the current ones.
+        :return: The customer as the service returns it.
+        :raises CrmValidationError: When no field is given or a value is invalid, before anything is sent.
+        """
         body = customer_update(
             {
                 "id": customer_id,
@@ -193,10 +213,14 @@ class MicroBaseHook(CrmHook):
         return self._customer(self.call("customer.update", body))
 
     def get_customer(self, customer_id: str) -> MicroBaseCustomer:
-        """``customer.info``; raises :class:`~airflow_provider_crm.errors.CrmNotFoundError` if absent."""
+        """``customer.info``; raises :class:`~airflow_provider_crm.errors.CrmNotFoundError` if absent.
+
+        :param customer_id: The customer's id.
+        """
         return self._customer(self.call("customer.info", {"id": customer_id}))
 
     def probe(self) -> str:
+        """List one customer (``customer.list``)."""
         self.call("customer.list", {"limit": 1})
         return f"Connected to MicroBase at {self.base_url()}; the token can list customers."
 
