@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from functools import partial
 
+import bench_advertised_rate
 import bench_call_overhead
 import bench_import
 import bench_memory
@@ -30,6 +31,7 @@ RUNNERS: dict[str, Callable[[bool], BenchResult]] = {
     "throughput": bench_throughput.run,
     "memory": bench_memory.run,
     "ordering": bench_ordering.run,
+    "advertised_rate": bench_advertised_rate.run,
 }
 TITLES = {
     "import": "import",
@@ -38,6 +40,7 @@ TITLES = {
     "throughput": "throughput",
     "memory": "memory",
     "ordering": "ordering by key",
+    "advertised_rate": "advertised rate",
 }
 
 

@@ -36,6 +36,13 @@ COMMON_FIELDS: dict[str, dict[str, Any]] = {
         "documented limit, 0 = no limit. Use an Airflow pool to cap concurrent tasks across workers.",
         "schema": {"type": _NUMBER, "minimum": 0},
     },
+    "rate_limit_share": {
+        "label": "Share of the advertised rate limit",
+        "description": "Without a rate limit above, start at the vendor's documented limit and then use this "
+        "share of the limit the vendor's rate-limit headers advertise, following it up and down; the rest "
+        "is left for the account's other integrations. Above 0, at most 1. Default 0.9.",
+        "schema": {"type": _NUMBER, "exclusiveMinimum": 0, "maximum": 1, "default": 0.9},
+    },
     "record_url_template": {
         "label": "Record link template",
         "description": "URL of a record in the vendor's UI for the task's 'Open record' link, with "

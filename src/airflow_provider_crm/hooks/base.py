@@ -27,6 +27,9 @@ from airflow_provider_crm.transport.urls import normalise_base_url
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+DEFAULT_RATE_LIMIT_SHARE = 0.9
+"""Share of the limit a vendor advertises that a connection without an explicit rate uses: the
+rest stays free for the org's other integrations, which draw from the same budget."""
 
 
 class CrmHook(BaseHook):
@@ -239,13 +242,35 @@ class CrmHook(BaseHook):
             limiter=self.limiter(),
         )
 
+    def rate_limit_share(self) -> float:
+        """Share of the advertised limit to use without an explicit rate: extra ``rate_limit_share``, default 0.9.
+
+        :raises CrmConfigurationError: When the value is not a number above 0 and at most 1.
+        """
+        share = self.float_extra("rate_limit_share", DEFAULT_RATE_LIMIT_SHARE)
+        if not share <= 1:
+            raise CrmConfigurationError(
+                f"{self.vendor}: connection {self.conn_id!r} extra 'rate_limit_share' must be above 0 and at most 1, "
+                f"got {self.extra('rate_limit_share')!r}"
+            )
+        return share
+
     def limiter(self, rate: float | None = None) -> RateLimiter | None:
         """The limiter every hook of this connection shares in this process (``None``: unlimited).
 
+        An explicit rate (``rate``, or the extra ``rate_limit_per_second``) is a ceiling that a lower
+        advertised limit can only lower. Without one the limiter starts at the vendor's documented
+        default and follows :meth:`rate_limit_share` of the limit the vendor's headers advertise.
+
         :param rate: Requests per second; ``None`` takes :meth:`rate_limit`, ``0`` means no limiter.
+        :raises CrmConfigurationError: When ``rate_limit_share`` or ``rate_limit_per_second`` is unusable.
         """
+        share = self.rate_limit_share()
+        explicit = rate is not None or self.extra("rate_limit_per_second") is not None
         rate = rate if rate is not None else self.rate_limit()
-        return shared_limiter(self.vendor, self.conn_id, rate) if rate else None
+        if not rate:
+            return None
+        return shared_limiter(self.vendor, self.conn_id, rate, share=None if explicit else share)
 
     def use_rate_limit(self, rate: float | None) -> None:
         """Override the connection's rate for this hook (e.g. a bulk operator's ``rate_limit``).

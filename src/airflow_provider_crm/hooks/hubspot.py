@@ -104,10 +104,17 @@ class HubSpotRules(VendorRules):
         return super().retry_wait(error)
 
     def advertised_rate(self, response: requests.Response) -> float | None:
-        """``X-HubSpot-RateLimit-Max`` per ``-Interval-Milliseconds`` (the app's burst limit)."""
+        """``X-HubSpot-RateLimit-Max`` requests per ``X-HubSpot-RateLimit-Interval-Milliseconds`` (the burst limit).
+
+        HubSpot's usage guidelines: ``-Max`` is the number of requests allowed in the rolling window,
+        ``-Interval-Milliseconds`` the window's length (usually 10000; 190 per 10 s on Professional and
+        Enterprise, 100 on Free/Starter); OAuth calls carry them too, without the daily pair
+        (developers.hubspot.com/changelog/rate-limit-headers-will-now-appear-for-oauth-authenticated-calls).
+        Each private app has its own burst limit (developers.hubspot.com/changelog/increasing-our-api-limits).
+        """
         limit = _header_number(response, "X-HubSpot-RateLimit-Max")
         interval = _header_number(response, "X-HubSpot-RateLimit-Interval-Milliseconds")
-        if not limit or not interval:
+        if limit is None or not interval:
             return None
         return limit / (interval / 1000.0)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -17,10 +17,19 @@ from airflow_provider_crm.errors import (
     CrmConflictError,
     CrmNotFoundError,
     CrmOutcomeUnknownError,
+    CrmPermissionError,
     restated,
 )
 from airflow_provider_crm.hooks.base import CrmHook
 from airflow_provider_crm.models.kustomer import KObject
+from airflow_provider_crm.models.kustomer_bulk import (
+    BULK_READ_ROLES,
+    BulkBatch,
+    BulkJob,
+    batches_from_response,
+    bulk_create_items,
+    bulk_update_items,
+)
 from airflow_provider_crm.models.kustomer_requests import (
     KObjectCreateFields,
     KObjectCreateRequest,
@@ -52,6 +61,9 @@ REGION_HOSTS = {
 _REGION_ALIASES = {"india": "in", "prod1": "us", "prod2": "eu", "prod4": "in"}
 UPSERT_ROUNDS = 3
 """Lookup-and-write rounds an upsert tries when the object changes in between (created, deleted)."""
+_Read = TypeVar("_Read")
+NO_SUCH_JOB = "000000000000000000000000"
+"""A job id no job has: the connection check asks for it when the token record lists no roles."""
 
 
 class KustomerRules(VendorRules):
@@ -62,12 +74,20 @@ class KustomerRules(VendorRules):
     """Kustomer's window is one minute; with no hint, wait for it to roll over."""
 
     def advertised_rate(self, response: requests.Response) -> float | None:
-        """``x-ratelimit-limit`` is the org's budget per minute (Kustomer's window is 60 s)."""
+        """``x-ratelimit-limit`` is the org's budget per minute, shared by every key and app user.
+
+        Kustomer: "All API requests from your org count toward one shared budget, measured over 60
+        seconds", shown as ``x-ratelimit-limit: 1000`` on Enterprise
+        (developer.kustomer.com/docs/concepts/rate-limits); "your current rate limit
+        (x-ratelimit-limit)" is in the headers of most APIs (help.kustomer.com/api-rate-limits-Sk2xoQgYX).
+        Whether other budgets (search by API keys: 100 a minute) are advertised in the same header is
+        not documented; the limiter follows whatever the latest answer says.
+        """
         try:
             limit = float(response.headers.get("x-ratelimit-limit", ""))
         except ValueError:
             return None
-        return limit / 60.0 if limit > 0 else None
+        return limit / 60.0
 
     def pause_after(self, response: requests.Response) -> float:
         """When ``x-ratelimit-remaining`` reaches 0, wait for the window to reset before sending more."""
@@ -401,6 +421,99 @@ class KustomerHook(CrmHook):
             vendor=self.vendor,
         )
 
+    # -- bulk jobs ----------------------------------------------------------------------------
+
+    def submit_bulk_create(self, klass_name: str, creates: Mapping[str, KObjectCreateRequest]) -> BulkJob:
+        """Submit up to 100 validated creates as one bulk job: ``POST /v1/klasses/{name}/bulk``, one request.
+
+        Each item carries its client ref as ``_clientRef`` (its result comes back under it, see
+        :meth:`get_bulk_results`) and, when linked to a customer, ``customer`` in its body. A submit
+        is sent once and never again: a second one would be a second job (for creates, duplicates).
+        So when its outcome is unknown (connection lost after sending, timeout, 5xx, an answer without
+        a job id) it raises :class:`~airflow_provider_crm.errors.CrmOutcomeUnknownError`; look the
+        records up by external id (Kustomer's own advice for bulk creates) before sending them again.
+        A 429, or a request that provably never left, is resent like any other.
+
+        :param klass_name: The klass the KObjects are created in.
+        :param creates: Validated creates (:meth:`KObjectCreateRequest.build
+            <airflow_provider_crm.models.kustomer_requests.KObjectCreateRequest.build>`) by client ref.
+        :return: The job Kustomer answered (usually ``queued``); poll it with :meth:`get_bulk`.
+        :raises CrmValidationError: With no items or more than 100, before anything is sent.
+        """
+        return self._submit_bulk("POST", klass_name, bulk_create_items(klass_name, creates))
+
+    def submit_bulk_update(self, klass_name: str, updates: Mapping[str, KObjectUpdateRequest]) -> BulkJob:
+        """Submit up to 100 validated updates as one bulk job: ``PUT /v1/klasses/{name}/bulk``, one request.
+
+        Each item is the update's body with ``id`` and ``_clientRef``; a ``rev`` in it is checked by
+        Kustomer per item. Sent once and never again, as :meth:`submit_bulk_create` (a ``PUT``, but the
+        job it creates is new each time).
+
+        :param klass_name: The klass of the KObjects.
+        :param updates: Validated updates (:meth:`KObjectUpdateRequest.build
+            <airflow_provider_crm.models.kustomer_requests.KObjectUpdateRequest.build>`) by client ref.
+        :return: The job Kustomer answered; poll it with :meth:`get_bulk`.
+        :raises CrmValidationError: With no items or more than 100, before anything is sent.
+        """
+        return self._submit_bulk("PUT", klass_name, bulk_update_items(klass_name, updates))
+
+    def get_bulk(self, job_id: str) -> BulkJob:
+        """The job's progress (``GET /v1/bulk/{id}``): ``queued``, ``running``, ``complete`` (``done``).
+
+        Needs the role ``org.permission.bulk.read`` (or legacy ``org.user.bulk.read``); without it
+        Kustomer answers 403 (:class:`~airflow_provider_crm.errors.CrmPermissionError`).
+
+        :param job_id: The id :meth:`submit_bulk_create` or :meth:`submit_bulk_update` returned.
+        :raises CrmNotFoundError: When no job has this id.
+        """
+        return self._read_bulk(job_id, BulkJob.from_response)
+
+    def get_bulk_results(self, job_id: str) -> list[BulkBatch]:
+        """The job's batches (``GET /v1/bulk/{id}/batches``) with each item's result by client ref.
+
+        Read once the job is ``done``. Each batch has ``results`` only for items sent with a client
+        ref (every item this hook submits has one);
+        :func:`~airflow_provider_crm.models.kustomer_bulk.results_by_client_ref` gathers them across
+        batches, with the new object's id or Kustomer's message. Needs the same role as :meth:`get_bulk`.
+
+        :param job_id: The job's id.
+        :raises CrmNotFoundError: When no job has this id.
+        """
+        return self._read_bulk(job_id, batches_from_response, "batches")
+
+    def _read_bulk(self, job_id: str, parse: Callable[[Any], _Read], *tail: str) -> _Read:
+        """``GET /v1/bulk/{id}[/tail]``, parsed; an answer that does not parse is a vendor error."""
+        response = self.transport.request("GET", bulk_job_path(job_id, *tail))
+        try:
+            return parse(require_json(response, self.vendor))
+        except ValueError as exc:
+            raise CrmApiError(f"bulk job {job_id!r}: {exc}", vendor=self.vendor, status=response.status_code) from None
+
+    def _submit_bulk(self, method: str, klass_name: str, items: list[dict[str, Any]]) -> BulkJob:
+        """Send a bulk body once; any doubt about whether the job exists is an unknown outcome."""
+        path = api_path("v1", "klasses", segment(klass_name, "klass_name"), "bulk")
+        kind = "create" if method == "POST" else "update"
+        what = f"bulk {kind} of {len(items)} item(s) in klass {klass_name!r}"
+        advice = (
+            "It was not sent again: a second submit would be a second job. Look the records up by external id "
+            "before submitting them again."
+        )
+        try:
+            response = self.transport.request(method, path, json=items, idempotent=False)
+        except CrmOutcomeUnknownError as exc:
+            raise CrmOutcomeUnknownError(
+                f"{what}: the job may or may not exist ({exc}). {advice}", vendor=self.vendor, cause=exc.cause
+            ) from exc
+        try:
+            return BulkJob.from_response(require_json(response, self.vendor))
+        except (ValueError, CrmApiError) as exc:
+            raise CrmOutcomeUnknownError(
+                f"{what}: answered {response.status_code} without a readable job id ({exc}), so the job may exist "
+                f"but cannot be followed. {advice}",
+                vendor=self.vendor,
+                cause=exc,
+            ) from exc
+
     # -- helpers ------------------------------------------------------------------------------
 
     def default_record_url(self, **ids: Any) -> str | None:
@@ -416,13 +529,39 @@ class KustomerHook(CrmHook):
         return f"https://{org}.kustomerapp.com/app/customers/{quote(str(ids['customer_id']), safe='')}"
 
     def probe(self) -> str:
-        """Read the API key's own token record (``GET /v1/auth/tokens/current``) and count its roles."""
+        """Read the API key's own token record (``GET /v1/auth/tokens/current``), count its roles, and
+        check that the key may follow bulk jobs.
+
+        A bulk job can be submitted without ``org.permission.bulk.read`` (or legacy
+        ``org.user.bulk.read``) but neither polled nor read back, so the check fails naming the role.
+        The record's roles are checked by name; a record that lists none makes the check ask for a
+        job no one has (:data:`NO_SUCH_JOB`): only a 403 proves the role missing.
+        """
         response = self.transport.request("GET", api_path("v1", "auth", "tokens", "current"))
         body = json_or_none(response) or {}
         data = body.get("data") if isinstance(body, dict) else None
         roles = (data or {}).get("attributes", {}).get("roles") if isinstance(data, dict) else None
+        self._check_bulk_read(roles if isinstance(roles, list) else None)
         detail = f" with {len(roles)} role(s)" if isinstance(roles, list) else ""
         return f"Connected to Kustomer at {self.base_url()}; the API key is valid{detail}."
+
+    def _check_bulk_read(self, roles: list[Any] | None) -> None:
+        """Raise :class:`~airflow_provider_crm.errors.CrmPermissionError` naming the role when the key lacks it."""
+        missing = (
+            f"the API key lacks the role {BULK_READ_ROLES[0]} (or legacy {BULK_READ_ROLES[1]}), which bulk jobs "
+            "need: they could be submitted but not followed to their results. Add the role to the key, or write "
+            "record by record"
+        )
+        if roles is not None:
+            if not any(role in BULK_READ_ROLES for role in roles):
+                raise CrmPermissionError(missing, vendor=self.vendor, conn_id=self.conn_id)
+            return
+        try:
+            self.transport.request("GET", api_path("v1", "bulk", NO_SUCH_JOB))
+        except (CrmNotFoundError, CrmBadRequestError):
+            return
+        except CrmPermissionError as exc:
+            raise restated(exc, f"{missing}. Kustomer said: {exc.message}") from exc
 
     def _parse(self, response: requests.Response) -> KObject:
         body = require_json(response, self.vendor)
@@ -432,6 +571,16 @@ class KustomerHook(CrmHook):
             raise CrmApiError(
                 f"unexpected KObject document: {exc}", vendor=self.vendor, status=response.status_code
             ) from None
+
+
+def bulk_job_path(job_id: str, *tail: str) -> str:
+    """``/v1/bulk/{id}[/tail]``, where a job (or its batches) is read; also used by the triggerer's polls.
+
+    :param job_id: The job's id, escaped as one path segment.
+    :param tail: Literal segments after the id, e.g. ``"batches"``.
+    :raises CrmValidationError: When the id is empty or a dot segment.
+    """
+    return api_path("v1", "bulk", segment(job_id, "job_id"), *tail)
 
 
 def _kobject_path(klass_name: str, kobject_id: str) -> str:

@@ -337,10 +337,10 @@ class HttpTransport:
         )
 
     def _heed_rate_headers(self, response: requests.Response, sent_at: float) -> None:
-        """Pause or slow down as the vendor's rate-limit headers ask."""
+        """Pause, slow down or (when following the server) speed up as the vendor's rate-limit headers say."""
         self._note_pause(self.rules.pause_after(response), sent_at)
-        if self.limiter is not None and (advertised := self.rules.advertised_rate(response)):
-            self.limiter.cap(advertised)
+        if self.limiter is not None and (advertised := self.rules.advertised_rate(response)) is not None:
+            self.limiter.heed_advertised(advertised)
 
     def _note_pause(self, pause: float, sent_at: float) -> None:
         """Hold the next request back ``pause`` seconds from when this one was sent."""

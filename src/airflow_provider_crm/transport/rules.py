@@ -121,7 +121,11 @@ class VendorRules:
         return 0.0
 
     def advertised_rate(self, response: requests.Response) -> float | None:
-        """Requests per second the server's headers say it allows, if they say (else ``None``)."""
+        """Requests per second the server's headers say it allows, if they say (else ``None``).
+
+        The limiter ignores values that are not a finite number above zero, so vendors may pass on
+        what the headers hold without checking it again.
+        """
         return None
 
     def retry_wait(self, error: CrmApiError) -> float | None:

@@ -21,6 +21,14 @@ def new_object_id() -> str:
     return f"{int(time.time()) & 0xFFFFFFFF:08x}{_PROCESS_BYTES}{count:06x}"
 
 
+def utc_iso(moment: datetime) -> str:
+    """An aware time in UTC as ``2026-01-02T03:04:05.678Z``.
+
+    :param moment: a timezone-aware datetime.
+    """
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def utc_now_iso() -> str:
     """Current UTC time as ``2026-01-02T03:04:05.678Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return utc_iso(datetime.now(timezone.utc))

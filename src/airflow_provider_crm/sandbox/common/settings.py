@@ -41,6 +41,17 @@ def positive_number(key: str, value: Any) -> float:
     return float(value)
 
 
+def non_negative_number(key: str, value: Any) -> float:
+    """A number of zero or more (a duration that may be instant), stored as a float.
+
+    :param key: the setting's name, for the error message.
+    :param value: the value sent.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"{key} must be a number >= 0")
+    return float(value)
+
+
 def per_minute(key: str, value: Any) -> int:
     """A number above zero stored as a whole count of requests (fractions are cut off)."""
     return int(positive_number(key, value))

@@ -1,4 +1,4 @@
-"""Kustomer emulator: KObject create/update/get/lookup with Kustomer's validation and errors.
+"""Kustomer emulator: KObject create/update/get/lookup and bulk jobs, with Kustomer's validation and errors.
 
 Behaviour follows Kustomer's API reference where it is documented. ``rev`` is optimistic
 locking (Kustomer's errors page: "409 Conflict: Typically related to optimistic locking"): a new
@@ -21,35 +21,45 @@ object, 409, 429, 5xx).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from fnmatch import fnmatchcase
 from typing import Any, ClassVar
-from urllib.parse import quote
 
-from airflow_provider_crm.sandbox.common.bodies import valid_object
 from airflow_provider_crm.sandbox.common.ids import new_object_id, utc_now_iso
 from airflow_provider_crm.sandbox.common.ratelimits import FixedWindowCounter, SlidingWindowLimiter
 from airflow_provider_crm.sandbox.common.settings import (
     SettingCheck,
     boolean,
+    non_negative_number,
     optional,
     per_minute,
+    positive_int,
     positive_number,
     string_list,
 )
 from airflow_provider_crm.sandbox.common.vendor_app import VendorApp
 from airflow_provider_crm.sandbox.faults import RateLimit, ServerError
 from airflow_provider_crm.sandbox.messages import (
-    InvalidJson,
     SandboxRequest,
     SandboxResponse,
     format_seconds,
     json_response,
 )
 from airflow_provider_crm.sandbox.routing import Router
-from airflow_provider_crm.sandbox.vendors.kustomer.errors import field_errors, jsonapi_error, simple_error
+from airflow_provider_crm.sandbox.vendors.kustomer.bulk import BulkJobs, Operation
+from airflow_provider_crm.sandbox.vendors.kustomer.bulk_documents import batches_document, job_document, job_summary
+from airflow_provider_crm.sandbox.vendors.kustomer.bulk_requests import read_bulk_items
+from airflow_provider_crm.sandbox.vendors.kustomer.errors import body_too_large, jsonapi_error, simple_error
+from airflow_provider_crm.sandbox.vendors.kustomer.resources import relationship, segment
 from airflow_provider_crm.sandbox.vendors.kustomer.state import ATTRIBUTE_KEYS, KustomerState
-from airflow_provider_crm.sandbox.vendors.kustomer.validation import FieldError, validate_create, validate_update
+from airflow_provider_crm.sandbox.vendors.kustomer.writes import (
+    Refusal,
+    create_refusal,
+    missing,
+    read_json,
+    update_refusal,
+)
 
 ROLES_CREATE = (
     "org.permission.kobject.create",
@@ -65,6 +75,8 @@ ROLES_READ = ("org.permission.kobject.read", "org.permission.kobject.kobject_*.r
 ROLES_DELETE = ("org.permission.kobject.delete", "org.user.kobject.delete")
 ROLES_KLASS_READ = ("org.permission.klass.read", "org.user.klass.read", "org.admin.klass.read")
 ROLES_CUSTOMER_READ = ("org.permission.customer.read", "org.user.customer.read")
+# developer.kustomer.com/api/core-resources/get-bulk-operation-by-id and .../get-bulk-operation-batches
+ROLES_BULK_READ = ("org.permission.bulk.read", "org.user.bulk.read")
 
 DEFAULT_ROLES = (
     "org.permission.kobject.create",
@@ -73,6 +85,7 @@ DEFAULT_ROLES = (
     "org.permission.kobject.delete",
     "org.permission.klass.read",
     "org.permission.customer.read",
+    "org.permission.bulk.read",
 )
 
 MAX_PAGE_SIZE = 100
@@ -81,10 +94,6 @@ MAX_PAGE_SIZE = 100
 def kobject_type(klass: str) -> str:
     """A KObject's JSON:API ``type``: ``kobject.`` and its klass, as ``"kobject.order"`` in Kustomer's examples."""
     return f"kobject.{klass}"
-
-
-def _segment(value: str) -> str:
-    return quote(value, safe="")
 
 
 class KustomerApp(VendorApp):
@@ -96,6 +105,9 @@ class KustomerApp(VendorApp):
     ``importedAt``; objects without a customer share one budget), ``org_limit_per_minute``
     (reported in ``x-ratelimit-*`` headers), ``enforce_org_limit`` (answer 429 once that budget
     is used up) and ``roles`` (the token's roles; a route needs any one of its roles, else 403).
+    Bulk jobs (:mod:`.bulk`): ``bulk_processing_seconds`` (submit to ``complete``, on
+    ``monotonic_clock``), ``bulk_batch_size`` (items per batch) and ``bulk_max_body_bytes`` (a
+    larger submit gets 413). ``monotonic_clock`` is read through the app, so a test may replace it.
     """
 
     name = "kustomer"
@@ -106,6 +118,9 @@ class KustomerApp(VendorApp):
         "org_limit_per_minute": per_minute,
         "enforce_org_limit": boolean,
         "roles": string_list,
+        "bulk_processing_seconds": non_negative_number,
+        "bulk_batch_size": positive_int,
+        "bulk_max_body_bytes": positive_int,
     }
 
     create_limit_per_minute: int | None = None
@@ -113,6 +128,9 @@ class KustomerApp(VendorApp):
     org_limit_per_minute: int = 1000
     enforce_org_limit: bool = False
     roles: tuple[str, ...] = DEFAULT_ROLES
+    bulk_processing_seconds: float = 0.2
+    bulk_batch_size: int = 25
+    bulk_max_body_bytes: int = 1024 * 1024
 
     def __init__(self, token: str | None = None) -> None:
         super().__init__(token)
@@ -123,9 +141,15 @@ class KustomerApp(VendorApp):
         self._state = KustomerState(self.lock, self.org_id)
         self._org_window = FixedWindowCounter(self.org_limit_per_minute)
         self._creates = SlidingWindowLimiter()
+        self.monotonic_clock: Callable[[], float] = time.monotonic
+        self._bulk = BulkJobs(self._state, self.lock, clock=lambda: self.monotonic_clock())
         self._router = Router()
         add = self._router.add
         add("GET", "/v1/auth/tokens/current", self._current_token)
+        add("POST", "/v1/klasses/{klass}/bulk", self._bulk_create, ROLES_CREATE)
+        add("PUT", "/v1/klasses/{klass}/bulk", self._bulk_update, ROLES_UPDATE)
+        add("GET", "/v1/bulk/{job_id}", self._bulk_job, ROLES_BULK_READ)
+        add("GET", "/v1/bulk/{job_id}/batches", self._bulk_batches, ROLES_BULK_READ)
         add("GET", "/v1/klasses/{klass}", self._list, ROLES_KLASS_READ)
         add("POST", "/v1/klasses/{klass}", self._create, ROLES_CREATE)
         add("GET", "/v1/klasses/{klass}/externalId={external_id}", self._get_by_external_id, ROLES_READ)
@@ -137,13 +161,20 @@ class KustomerApp(VendorApp):
 
     @property
     def state(self) -> KustomerState:
-        """Stored KObjects (``kobjects``, ``get``, ``find_by_external_id``, ``count``)."""
+        """Stored KObjects (``kobjects``, ``get``, ``find_by_external_id``, ``count``), bulk jobs due by now applied."""
+        self._bulk.advance()
         return self._state
+
+    @property
+    def bulk(self) -> BulkJobs:
+        """Submitted bulk jobs (``jobs``, ``find``)."""
+        return self._bulk
 
     # VendorApp contract.
 
     def dispatch(self, request: SandboxRequest) -> SandboxResponse:
-        """Route an authorized request."""
+        """Route an authorized request (after processing the bulk batches due by now)."""
+        self._bulk.advance()
         if self.enforce_org_limit and self._org_window.remaining() <= 0:
             return self._too_many(self._org_window.reset_in(), "Org rate limit exceeded")
         found = self._router.match(request.method, request.segments)
@@ -176,7 +207,7 @@ class KustomerApp(VendorApp):
 
     def payload_too_large(self, request: SandboxRequest, limit: int) -> SandboxResponse:
         """413 with a JSON:API error body."""
-        return json_response(413, jsonapi_error(413, f"Request body exceeds {limit} bytes"))
+        return json_response(413, body_too_large(limit))
 
     def not_found(self, request: SandboxRequest) -> SandboxResponse:
         """404 for a path or method no route serves."""
@@ -192,10 +223,18 @@ class KustomerApp(VendorApp):
         response.headers.setdefault("x-request-id", request.request_id)
 
     def reset_state(self) -> None:
-        """Forget objects and rate-limit counters."""
+        """Forget objects, bulk jobs and rate-limit counters."""
+        self._bulk.clear()
         super().reset_state()
         self._creates.clear()
         self._org_window.clear()
+
+    def snapshot(self) -> dict[str, Any]:
+        """JSON-ready dump: org id, objects per klass, and a compact line per bulk job (``bulk_jobs``)."""
+        with self.lock:
+            jobs = self._bulk.jobs()
+            now = self._bulk.now()
+            return {**self._state.snapshot(), "bulk_jobs": [job_summary(job, now) for job in jobs]}
 
     # Test helpers.
 
@@ -207,13 +246,10 @@ class KustomerApp(VendorApp):
         ``rev`` sets the stored revision, e.g. to stand for an object updated several times;
         without it the object is new, at ``rev`` 0.
         """
-        errors = validate_create(fields)
-        if errors:
-            raise ValueError("; ".join(error.message for error in errors))
         with self.lock:
-            external_id = fields.get("externalId")
-            if external_id is not None and self._state.external_id_owner(klass, external_id):
-                raise ValueError(f"externalId {external_id!r} already exists in klass {klass!r}")
+            refusal = create_refusal(self._state, klass, fields)
+            if refusal is not None:
+                raise ValueError(refusal.detail)
             owner = customer if customer is not None else fields.get("customer")
             return self._state.create(klass, fields, owner, rev=rev)
 
@@ -232,57 +268,25 @@ class KustomerApp(VendorApp):
     def _bad_request(self, message: str, meta: dict[str, Any] | None = None) -> SandboxResponse:
         return json_response(400, simple_error("bad_request", message, meta))
 
-    def _invalid(self, errors: Sequence[FieldError]) -> SandboxResponse:
-        return json_response(400, field_errors(errors))
-
-    def _json_object(self, request: SandboxRequest) -> dict[str, Any] | SandboxResponse:
-        try:
-            body = request.json()
-        except InvalidJson as exc:
-            return self._bad_request(f"Invalid JSON in request body: {exc}")
-        if not isinstance(body, dict):
-            return self._bad_request("Request body must be a JSON object")
-        return body
-
-    def _conflict(self, klass: str, external_id: str) -> SandboxResponse:
-        detail = f"externalId {external_id!r} already exists in klass {klass!r}"
-        return json_response(409, jsonapi_error(409, detail, pointer="/externalId"))
-
-    def _stale(self, klass: str, kobject_id: str, sent: Any, current: int) -> SandboxResponse:
-        detail = (
-            f"rev {sent!r} is stale: KObject {kobject_id!r} in klass {klass!r} is at rev {current}; "
-            "read it again and resend with the current rev"
-        )
-        return json_response(409, jsonapi_error(409, detail, pointer="/rev"))
-
-    def _missing(self, klass: str, what: str) -> SandboxResponse:
-        return json_response(404, jsonapi_error(404, f"KObject {what} not found in klass {klass!r}"))
-
     def render(self, record: dict[str, Any]) -> dict[str, Any]:
         """A stored record in the API's JSON:API-like resource shape."""
         klass = record["klass"]
         relationships: dict[str, Any] = {
-            "org": {
-                "links": {"self": f"/v1/orgs/{self.org_id}"},
-                "data": {"type": "org", "id": self.org_id},
-            },
+            "org": relationship("org", "orgs", self.org_id),
             "klass": {
-                "link": {"self": f"/v1/klasses/{_segment(klass)}"},
+                "link": {"self": f"/v1/klasses/{segment(klass)}"},
                 "data": {"type": "klass", "id": klass},
             },
         }
         for kind, collection in (("customer", "customers"), ("company", "companies")):
             if record.get(kind):
-                relationships[kind] = {
-                    "links": {"self": f"/v1/{collection}/{_segment(record[kind])}"},
-                    "data": {"type": kind, "id": record[kind]},
-                }
+                relationships[kind] = relationship(kind, collection, record[kind])
         return {
             "type": kobject_type(klass),
             "id": record["id"],
             "attributes": {key: record[key] for key in ATTRIBUTE_KEYS},
             "relationships": relationships,
-            "links": {"self": f"/v1/klasses/{_segment(klass)}/{_segment(record['id'])}"},
+            "links": {"self": f"/v1/klasses/{segment(klass)}/{segment(record['id'])}"},
         }
 
     # Route handlers.
@@ -298,26 +302,20 @@ class KustomerApp(VendorApp):
                 "expiresAt": None,
             },
             "relationships": {
-                "org": {
-                    "links": {"self": f"/v1/orgs/{self.org_id}"},
-                    "data": {"type": "org", "id": self.org_id},
-                },
-                "user": {
-                    "links": {"self": f"/v1/users/{self._user_id}"},
-                    "data": {"type": "user", "id": self._user_id},
-                },
+                "org": relationship("org", "orgs", self.org_id),
+                "user": relationship("user", "users", self._user_id),
             },
         }
         return json_response(200, {"data": data})
 
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass = params["klass"]
-        body = valid_object(self._json_object(request), validate_create, self._invalid)
-        if isinstance(body, SandboxResponse):
-            return body
-        external_id = body.get("externalId")
-        if external_id is not None and self._state.external_id_owner(klass, external_id) is not None:
-            return self._conflict(klass, external_id)
+        body = read_json(request)
+        if isinstance(body, Refusal):
+            return body.response()
+        refusal = create_refusal(self._state, klass, body)
+        if refusal is not None:
+            return refusal.response()
         customer = params.get("customer", body.get("customer"))
         if self.create_limit_per_minute is not None and body.get("importedAt") is None:
             wait = self._creates.acquire(customer or "", self.create_limit_per_minute, self.create_limit_window)
@@ -329,19 +327,12 @@ class KustomerApp(VendorApp):
 
     def _update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass, kobject_id = params["klass"], params["kobject_id"]
-        body = valid_object(self._json_object(request), validate_update, self._invalid)
-        if isinstance(body, SandboxResponse):
-            return body
-        stored = self._state.get(klass, kobject_id)
-        if stored is None:
-            return self._missing(klass, repr(kobject_id))
-        if "rev" in body and body["rev"] != stored["rev"]:
-            return self._stale(klass, kobject_id, body["rev"], stored["rev"])
-        external_id = body.get("externalId")
-        if external_id is not None:
-            owner = self._state.external_id_owner(klass, external_id)
-            if owner is not None and owner != kobject_id:
-                return self._conflict(klass, external_id)
+        body = read_json(request)
+        if isinstance(body, Refusal):
+            return body.response()
+        refusal = update_refusal(self._state, klass, kobject_id, body)
+        if refusal is not None:
+            return refusal.response()
         record = self._state.update(klass, kobject_id, body)
         assert record is not None  # checked above, under the same lock
         return json_response(200, {"data": self.render(record)}, stored=True)
@@ -349,18 +340,18 @@ class KustomerApp(VendorApp):
     def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         record = self._state.get(params["klass"], params["kobject_id"])
         if record is None:
-            return self._missing(params["klass"], repr(params["kobject_id"]))
+            return missing(params["klass"], repr(params["kobject_id"])).response()
         return json_response(200, {"data": self.render(record)})
 
     def _get_by_external_id(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         record = self._state.find_by_external_id(params["klass"], params["external_id"])
         if record is None:
-            return self._missing(params["klass"], f"with externalId {params['external_id']!r}")
+            return missing(params["klass"], f"with externalId {params['external_id']!r}").response()
         return json_response(200, {"data": self.render(record)})
 
     def _delete(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         if not self._state.delete(params["klass"], params["kobject_id"]):
-            return self._missing(params["klass"], repr(params["kobject_id"]))
+            return missing(params["klass"], repr(params["kobject_id"])).response()
         return SandboxResponse(204, stored=True)
 
     def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
@@ -377,8 +368,8 @@ class KustomerApp(VendorApp):
             records = [record for record in records if record["customer"] == customer]
         total_pages = max(1, math.ceil(len(records) / page_size))
         chunk = records[(page - 1) * page_size : page * page_size]
-        base = f"/v1/customers/{_segment(customer)}" if customer is not None else "/v1"
-        base = f"{base}/klasses/{_segment(klass)}"
+        base = f"/v1/customers/{segment(customer)}" if customer is not None else "/v1"
+        base = f"{base}/klasses/{segment(klass)}"
 
         def link(number: int) -> str:
             return f"{base}?page={number}&pageSize={page_size}"
@@ -402,3 +393,57 @@ class KustomerApp(VendorApp):
                 },
             },
         )
+
+    def _bulk_create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return self._bulk_submit(request, params["klass"], Operation.CREATE)
+
+    def _bulk_update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        return self._bulk_submit(request, params["klass"], Operation.UPDATE)
+
+    def _bulk_submit(self, request: SandboxRequest, klass: str, operation: Operation) -> SandboxResponse:
+        submitted = read_bulk_items(
+            request, max_body_bytes=self.bulk_max_body_bytes, ids_query=operation is Operation.UPDATE
+        )
+        if isinstance(submitted, SandboxResponse):
+            return submitted
+        items, ids = submitted
+        job = self._bulk.submit(
+            klass,
+            operation,
+            items,
+            ids=ids,
+            processing_seconds=self.bulk_processing_seconds,
+            batch_size=self.bulk_batch_size,
+            method=request.method,
+            path=f"/v1/klasses/{segment(klass)}/bulk",
+            request_id=request.request_id,
+        )
+        # The OpenAPI answers a bulk create 201 and a bulk update 200, each with the job.
+        status = 201 if operation is Operation.CREATE else 200
+        return json_response(status, job_document(job, self._bulk.now(), self._bulk_user()), stored=True)
+
+    def _bulk_job(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        job = self._bulk.find(params["job_id"])
+        if job is None:
+            return self._unknown_job(params["job_id"])
+        return json_response(200, job_document(job, self._bulk.now(), self._bulk_user()))
+
+    def _bulk_batches(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
+        job = self._bulk.find(params["job_id"])
+        if job is None:
+            return self._unknown_job(params["job_id"])
+        return json_response(200, batches_document(job, self._bulk.now()))
+
+    def _unknown_job(self, job_id: str) -> SandboxResponse:
+        return json_response(404, jsonapi_error(404, f"Bulk operation {job_id!r} not found"))
+
+    def _bulk_user(self) -> dict[str, Any]:
+        """The API key's user as a bulk job's ``payload.api.user`` shows it (OpenAPI example)."""
+        return {
+            "id": self._user_id,
+            "userType": "user",
+            "roles": list(self.roles),
+            "orgName": "sandbox",
+            "subject": self._user_id,
+            "org": self.org_id,
+        }

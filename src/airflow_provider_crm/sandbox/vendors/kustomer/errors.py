@@ -39,6 +39,25 @@ def jsonapi_error(status: int, detail: str, *, pointer: str | None = None) -> di
     return {"errors": [error]}
 
 
+def item_error(status: int, message: str, *, pointer: str | None = None) -> dict[str, Any]:
+    """One refused item of a bulk job: the common shape ``{"code", "message", "meta"}`` plus the HTTP ``status``.
+
+    :param status: the status the single endpoint would have answered for the item (400, 404, 409).
+    :param message: what is wrong, in words.
+    :param pointer: the JSON pointer of the offending field, when there is one (``meta.pointer``).
+    """
+    code, _ = _STATUS_TITLES.get(status, ("error", "Error"))
+    return {"status": str(status), "code": code, "message": message, "meta": {"pointer": pointer} if pointer else {}}
+
+
+def body_too_large(limit: int) -> dict[str, Any]:
+    """The JSON:API 413 document for a request body above ``limit`` bytes.
+
+    :param limit: the largest body accepted, in bytes.
+    """
+    return jsonapi_error(413, f"Request body exceeds {limit} bytes")
+
+
 def simple_error(code: str, message: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     """Kustomer's common error document: ``{"errors": [{"code", "message", "meta"}]}``."""
     return {"errors": [{"code": code, "message": message, "meta": meta or {}}]}
