@@ -12,6 +12,9 @@ _INTEGRATIONS = (
     ("HubSpot", "https://developers.hubspot.com/docs/api/crm/orders", "hubspot"),
 )
 
+# (integration name, module under triggers/): the vendors whose jobs a deferrable operator waits for
+_TRIGGERS = (("Kustomer", "kustomer_bulk"),)
+
 
 def get_provider_info() -> dict[str, Any]:
     from airflow_provider_crm import __version__
@@ -35,6 +38,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [f"airflow_provider_crm.operators.{module}", "airflow_provider_crm.operators.bulk"],
             }
             for name, _, module in _INTEGRATIONS
+        ],
+        "triggers": [
+            {"integration-name": name, "python-modules": [f"airflow_provider_crm.triggers.{module}"]}
+            for name, module in _TRIGGERS
         ],
         "extra-links": ["airflow_provider_crm.links.CrmRecordLink"],
         "connection-types": connection_type_entries(),
