@@ -25,7 +25,7 @@ from airflow_provider_crm.operators.bulk import HubSpotBulkUpsertOrdersOperator,
 
 with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
     push = KustomerBulkCreateKObjectsOperator(
-        task_id="push", klass_name="orders", records=RECORDS_SOURCE, ledger_path=LEDGER, push_ids=True,
+        task_id="push", klass_name="orders", records=RECORDS_SOURCE, ledger_path=LEDGER, push_ids=True, mode=MODE,
         rate_limit=0, max_workers=4, on_record_error="warn", max_reject_ratio=0.1,
         retries=1, retry_delay=pendulum.duration(seconds=0),
     )
@@ -45,9 +45,9 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
 """
 
 
-def dag(ledger: str, records: int = RECORDS) -> str:
+def dag(ledger: str, records: int = RECORDS, mode: str = "bulk_job") -> str:
     source = f"[{{'external_id': f'order-{{n}}', 'title': f'Order {{n}}'}} for n in range({records})]"
-    return DAG.replace("RECORDS_SOURCE", source).replace("LEDGER", repr(ledger))
+    return DAG.replace("RECORDS_SOURCE", source).replace("LEDGER", repr(ledger)).replace("MODE", repr(mode))
 
 
 def hubspot_links(sandbox: Sandbox) -> dict[str, str]:
@@ -85,7 +85,7 @@ def test_pushed_ids_include_the_earlier_tries_with_a_ledger_per_try(
     use_connection(monkeypatch, "kustomer_default", connection)
     sandbox.inject("kustomer", ServerError(status=503, method="POST", count=30))  # 30 of 150 wait for try 2
     ledger = f"{tmp_path}/{{{{ ti.try_number }}}}/ledger.jsonl"
-    run = run_dag(dag(ledger, records=150))
+    run = run_dag(dag(ledger, records=150, mode="per_record"))
 
     assert set(task_states(run).values()) == {"success"}
     stored = kobject_ids(sandbox)

@@ -17,6 +17,7 @@ def test_null_inside_custom_is_sent_and_clears(kustomer_conn: str, sandbox: Sand
         task_id="t",
         klass_name=KLASS,
         records=[{"id": kobject["id"], "description": None, "custom": {"noteStr": None}}],
+        mode="per_record",
     ).execute({})
 
     assert summary["updated"] == 1
@@ -31,6 +32,7 @@ def test_null_inside_custom_on_create_is_sent(kustomer_conn: str, sandbox: Sandb
         task_id="t",
         klass_name=KLASS,
         records=[{"external_id": "o-1", "title": "Order 1", "tags": None, "custom": {"totalNum": None}}],
+        mode="per_record",
     ).execute({})
 
     [post] = [entry.body for entry in sandbox.writes("kustomer") if entry.method == "POST"]

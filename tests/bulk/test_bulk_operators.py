@@ -43,6 +43,7 @@ def test_ledger_accounts_for_every_record(kustomer_conn: str, sandbox: Sandbox, 
         dead_letter_path=str(dead),
         on_record_error="skip",
         max_reject_ratio=0.5,
+        mode="per_record",
     )
     summary = op.execute({})
     lines = read_jsonl(ledger)

@@ -31,7 +31,7 @@ from airflow_provider_crm.operators.bulk import KustomerBulkUpdateKObjectsOperat
 
 with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
     KustomerBulkUpdateKObjectsOperator(
-        task_id="sync", klass_name="orders", records=RECORDS, ledger_path=LEDGER, max_workers=1,
+        task_id="sync", klass_name="orders", records=RECORDS, ledger_path=LEDGER, max_workers=1, mode="per_record",
         retries=1, retry_delay=pendulum.duration(seconds=0),
     )
 """
@@ -100,7 +100,7 @@ from airflow_provider_crm.retry_policy import crm_retry_kwargs
 
 with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
     OPERATOR(
-        task_id="sync", klass_name="orders", records=RECORDS, ledger_path=LEDGER, max_workers=1,
+        task_id="sync", klass_name="orders", records=RECORDS, ledger_path=LEDGER, max_workers=1, mode="per_record",
         on_record_error="warn", max_reject_ratio=RATIO,
         retries=2, retry_delay=pendulum.duration(seconds=0), **crm_retry_kwargs(),
     )

@@ -59,6 +59,7 @@ with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, t
         on_record_error="skip",
         max_reject_ratio=0.5,
         column_types=COLUMN_TYPES,
+        mode="per_record",
     )
 """
 
@@ -210,6 +211,7 @@ def test_json_lines_keep_their_types(kustomer_conn: str, sandbox: Sandbox, tmp_p
         on_record_error="skip",
         max_reject_ratio=1.0,
         column_types={"custom.totalNum": "int"},
+        mode="per_record",
     ).execute({})
 
     assert (summary["created"], summary["rejected"]) == (1, 2)

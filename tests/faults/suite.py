@@ -89,7 +89,9 @@ def _seed_and_build(sandbox: Sandbox, vendor: str, n: int, out: Path) -> tuple[A
     keys = [f"{vendor[:2]}-{i:06d}" for i in range(n)]
     if vendor == "kustomer":
         records = [{"external_id": k, "title": f"Order {k}", "custom": {"seqNum": i}} for i, k in enumerate(keys)]
-        return KustomerBulkCreateKObjectsOperator(klass_name="orders", records=records, **common), keys
+        # Per record: duplicates are counted from single creates (see _creates).
+        op = KustomerBulkCreateKObjectsOperator(klass_name="orders", records=records, mode="per_record", **common)
+        return op, keys
     if vendor == "kaiten":
         app = sandbox.app("kaiten")
         for k in keys:

@@ -110,6 +110,7 @@ BULK = dag_source(
         on_record_error="skip",
         max_reject_ratio=0.5,
         max_workers=1,
+        mode="per_record",
     )
 
     @task
@@ -120,7 +121,7 @@ BULK = dag_source(
         ]
 
     KustomerBulkUpdateKObjectsOperator(
-        task_id="update", klass_name="{KLASS}", records=updates(created.output), max_workers=1
+        task_id="update", klass_name="{KLASS}", records=updates(created.output), max_workers=1, mode="per_record"
     )
     """,
     "from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator",

@@ -112,14 +112,14 @@ def test_a_bulk_run_refused_by_an_outage_is_left_to_the_task_retries(
     sandbox.inject("kustomer", ServerError(status=503, method="POST", count=2))
     records = [{"external_id": f"r-{i}", "title": "t"} for i in range(4)]
     records.append({"external_id": "bad", "title": "t", "custom": {"no suffix": 1}})
-    error = bulk_error(records, tmp_path, on_record_error="warn", max_reject_ratio=0.2)
+    error = bulk_error(records, tmp_path, on_record_error="warn", max_reject_ratio=0.2, mode="per_record")
     assert isinstance(error, BulkRejectedError) and (error.rejected, error.retry_later) == (3, 2)
     assert error.retryable, "once the two 503s are written, 1 of 5 (20%) is within the ratio"
     assert decide(error)[0] == "default"
     assert "2 of them were refused for a reason that can pass" in str(error)
 
     sandbox.inject("kustomer", ServerError(status=503, method="POST", count=2))
-    error = bulk_error(records, tmp_path, on_record_error="warn", max_reject_ratio=0.1)
+    error = bulk_error(records, tmp_path, on_record_error="warn", max_reject_ratio=0.1, mode="per_record")
     assert isinstance(error, BulkRejectedError) and not error.retryable, "1 of 5 refused for good is over 10%"
     assert decide(error)[0] == "fail"
 

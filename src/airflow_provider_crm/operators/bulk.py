@@ -145,12 +145,19 @@ class BulkWriteOperator(BaseOperator):
             if ti is not None:
                 ti.xcom_push(key="summary", value=result)
             too_many = self._push_ids(ti, summary.ledger_paths)
+            self.check_unsettled(summary.counts)
             policy.check(rejected=summary.rejected, total=summary.total, retry_later=summary.retry_later)
             if too_many is not None:
                 raise too_many
             if progress is not None:
                 progress.clear()  # done: a later re-run of this task instance sends everything again
         return result
+
+    def check_unsettled(self, counts: dict[str, int]) -> None:
+        """Fail the task when records ended in a state no retry can resolve; by default none can.
+
+        :param counts: Records per ledger action, over this try and the earlier ones.
+        """
 
     def _push_ids(self, ti: Any, ledger_paths: list[str]) -> Exception | None:
         """Push the ids under the XCom key ``ids``; the error to raise (after the policy's) when too many."""
@@ -167,21 +174,55 @@ class BulkWriteOperator(BaseOperator):
         return None
 
 
+KUSTOMER_MODES = ("bulk_job", "per_record")
+
+
 class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
     """Create KObjects of ``klass_name``; a record whose ``external_id`` already exists is ``unchanged``.
+
+    By default (``mode="bulk_job"``) records go through Kustomer's bulk jobs: up to 100 per request,
+    under the connection's ``bulk_max_body_bytes`` extra (default 1 MiB), each job polled until
+    complete and each record's ledger line taken from the job's results (see
+    :mod:`airflow_provider_crm.bulk.writers.kustomer_jobs`). One bulk request counts once against
+    the org's per-minute limit. ``mode="per_record"`` sends one request per record instead.
+
+    A create whose submit got no answer is looked up by ``external_id`` before anything is sent
+    again; a record without one cannot be, so it is marked ``unknown`` in the ledger, is not sent
+    again, and the task fails saying so: give records an ``external_id``.
 
     Takes the parameters of :class:`BulkWriteOperator`, and:
 
     :param klass_name: The KObject klass to write. (templated)
     :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
+    :param mode: ``bulk_job`` (default) or ``per_record``.
+    :param poll_interval: Seconds before the first poll of a job; later polls wait longer, up to 10 s.
+    :param job_timeout: Seconds to wait for a job to complete before settling its records by lookup.
     """
 
     template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "klass_name")
 
-    def __init__(self, *, klass_name: str, kustomer_conn_id: str = "kustomer_default", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        klass_name: str,
+        kustomer_conn_id: str = "kustomer_default",
+        mode: str = "bulk_job",
+        poll_interval: float = 1.0,
+        job_timeout: float = 3600.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        if mode not in KUSTOMER_MODES:
+            raise ValueError(f"mode must be one of {', '.join(KUSTOMER_MODES)}, not {mode!r}")
+        if not 0 < poll_interval <= job_timeout:
+            raise ValueError(
+                f"need 0 < poll_interval <= job_timeout, got poll_interval={poll_interval}, job_timeout={job_timeout}"
+            )
         self.klass_name = klass_name
         self.kustomer_conn_id = kustomer_conn_id
+        self.mode = mode
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout
 
     @cached_property
     def hook(self) -> KustomerHook:
@@ -191,38 +232,74 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
         return KustomerHook(kustomer_conn_id=self.kustomer_conn_id)
 
     def make_writer(self) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers.kustomer import KustomerCreateWriter
+        from airflow_provider_crm.bulk.writers import kustomer, kustomer_jobs
 
-        return KustomerCreateWriter(self.hook, self.klass_name)
+        if self.mode == "per_record":
+            return kustomer.KustomerCreateWriter(self.hook, self.klass_name)
+        return kustomer_jobs.KustomerJobCreateWriter(self.hook, self.klass_name, **self.job_polling())
+
+    def job_polling(self) -> dict[str, Any]:
+        """How bulk jobs are polled: waits from ``poll_interval`` growing to 10 s, for ``job_timeout`` seconds."""
+        from airflow_provider_crm.bulk.job_polling import DEFAULT_LONGEST_WAIT, PollSchedule
+
+        schedule = PollSchedule(first=self.poll_interval, longest=max(self.poll_interval, DEFAULT_LONGEST_WAIT))
+        return {"schedule": schedule, "timeout": self.job_timeout}
+
+    def check_unsettled(self, counts: dict[str, int]) -> None:
+        """Fail when records may or may not exist in Kustomer: sending them again could duplicate them.
+
+        :param counts: Records per ledger action, over this try and the earlier ones.
+        """
+        from airflow_provider_crm.bulk.writers.kustomer_jobs import UNKNOWN
+        from airflow_provider_crm.errors import CrmOutcomeUnknownError
+
+        unknown = counts.get(UNKNOWN, 0)
+        if unknown:
+            raise CrmOutcomeUnknownError(
+                f"{unknown} record(s) without external_id may or may not have been created: the bulk submit that "
+                "carried them got no answer. They were not sent again (that could duplicate them) and are marked "
+                "'unknown' in the ledger; check them in Kustomer. Give records an external_id to make this safe.",
+                vendor="Kustomer",
+            )
 
 
 class KustomerBulkUpdateKObjectsOperator(KustomerBulkCreateKObjectsOperator):
     """Update KObjects of ``klass_name``; each record carries the KObject ``id``.
 
-    Takes the parameters of :class:`BulkWriteOperator`, and:
+    Through bulk jobs by default, as :class:`KustomerBulkCreateKObjectsOperator`. An update whose
+    submit got no answer is submitted again: the same values sent twice leave what once does; an
+    update with ``rev`` refused as stale the second time is settled by reading the object.
 
-    :param klass_name: The KObject klass to write. (templated)
-    :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
+    Takes the parameters of :class:`KustomerBulkCreateKObjectsOperator`.
     """
 
     def make_writer(self) -> RecordWriter:
-        from airflow_provider_crm.bulk.writers.kustomer import KustomerUpdateWriter
+        from airflow_provider_crm.bulk.writers import kustomer, kustomer_jobs
 
-        return KustomerUpdateWriter(self.hook, self.klass_name)
+        if self.mode == "per_record":
+            return kustomer.KustomerUpdateWriter(self.hook, self.klass_name)
+        return kustomer_jobs.KustomerJobUpdateWriter(self.hook, self.klass_name, **self.job_polling())
 
 
 class KustomerBulkUpsertKObjectsOperator(KustomerBulkCreateKObjectsOperator):
     """Create or update KObjects of ``klass_name`` by ``external_id`` (required in every record).
 
-    Each record is looked up by its external id, then updated (``PUT``) or created (``POST``);
-    the ledger says ``created``, ``updated``, or ``unchanged`` when the stored object already held
-    every value. A dry run reports ``would_create`` / ``would_update`` / ``unchanged``.
+    Each record is looked up by its external id, then updated (``PUT``) or created (``POST``),
+    one record per request; the ledger says ``created``, ``updated``, or ``unchanged`` when the
+    stored object already held every value. A dry run reports ``would_create`` / ``would_update`` /
+    ``unchanged``.
 
     Takes the parameters of :class:`BulkWriteOperator`, and:
 
     :param klass_name: The KObject klass to write. (templated)
     :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
+    :param mode: ``per_record`` (the default, and the only mode of this operator for now).
     """
+
+    def __init__(self, *, mode: str = "per_record", **kwargs: Any) -> None:
+        if mode != "per_record":
+            raise ValueError(f"{type(self).__name__} writes record by record: mode must be 'per_record', not {mode!r}")
+        super().__init__(mode=mode, **kwargs)
 
     def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.kustomer import KustomerUpsertWriter

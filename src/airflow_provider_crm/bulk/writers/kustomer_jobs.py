@@ -1,0 +1,455 @@
+"""Kustomer writers through bulk jobs: up to 100 records per request instead of one.
+
+Kustomer counts one bulk request once against the org's per-minute budget, however many items it
+carries (developer.kustomer.com/docs/guides/bulk-operations). A unit of records is sent as one or
+more jobs (``POST``/``PUT /v1/klasses/{name}/bulk``), each at most :data:`BULK_MAX_ITEMS` items and
+under the connection's ``bulk_max_body_bytes``; each job is polled (``GET /v1/bulk/{id}``, see
+:func:`wait_for_job`) until ``complete``, and its batches (``GET /v1/bulk/{id}/batches``) give one
+result per item, matched by the ``_clientRef`` the item carried: the record's ledger key.
+
+Each record gets one ledger line: written with its id, refused with Kustomer's code and message,
+or, when the job does not say, settled from what Kustomer holds (looked up by external id for a
+create, read by id for an update). A submit whose outcome is unknown is never sent again blindly;
+see :class:`KustomerJobCreateWriter` and :class:`KustomerJobUpdateWriter`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from airflow_provider_crm.bulk.job_polling import BulkJobWatch, JobState, PollSchedule
+from airflow_provider_crm.bulk.ledger import CREATED, ERROR, REJECTED, RETRY, UNCHANGED, UPDATED, Outcome
+from airflow_provider_crm.bulk.runner import Item
+from airflow_provider_crm.bulk.writers.common import SYSTEMIC, refused_outcome, waiting_out_rate_limits
+from airflow_provider_crm.bulk.writers.kustomer import KustomerCreateWriter, KustomerUpdateWriter
+from airflow_provider_crm.errors import (
+    CrmApiError,
+    CrmError,
+    CrmNotFoundError,
+    CrmOutcomeUnknownError,
+    CrmRateLimitError,
+)
+from airflow_provider_crm.hooks.kustomer import KustomerHook
+from airflow_provider_crm.models.kustomer import KObject
+from airflow_provider_crm.models.kustomer_bulk import (
+    BULK_MAX_ITEMS,
+    BulkItemResult,
+    BulkJob,
+    bulk_create_items,
+    bulk_update_items,
+    results_by_client_ref,
+)
+from airflow_provider_crm.models.kustomer_upsert import differing_fields, stored_attributes
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "unknown"
+"""Ledger action and status of a record Kustomer may or may not hold, which nothing can look up (a
+create without external id whose submit got no answer): never sent again; a person must look."""
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+"""Bytes of JSON per bulk request when the connection sets no ``bulk_max_body_bytes`` extra."""
+SUBMIT_ROUNDS = 3
+"""Submits of one chunk's records: the first, and resubmits of what a lookup proved missing."""
+PAYLOAD_TOO_LARGE = 413
+
+DEFAULT_JOB_TIMEOUT = 3600.0
+"""Seconds to wait for one job (at most 100 items) before settling its records from what Kustomer holds."""
+
+
+def wait_for_job(
+    hook: KustomerHook,
+    job_id: str,
+    *,
+    schedule: PollSchedule | None = None,
+    timeout: float = DEFAULT_JOB_TIMEOUT,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> BulkJob | None:
+    """Poll ``GET /v1/bulk/{id}`` until the job is complete (returned); ``None`` once it failed, is unknown
+    or is past ``timeout``.
+
+    Waits follow :class:`~airflow_provider_crm.bulk.job_polling.PollSchedule` (as the triggerer's do),
+    and every poll goes through the hook's rate limiter. A poll that fails for a reason that can pass
+    (5xx, lost connection, 429 beyond the transport's retries) is tried again at the next wait; an
+    unknown job (404) or a status naming a failure gives up at once; auth and permission errors stop
+    the run.
+
+    :param hook: The hook the job was submitted through.
+    :param job_id: The job's id.
+    :param schedule: The waits between polls (default :class:`~airflow_provider_crm.bulk.job_polling.PollSchedule`).
+    :param timeout: Seconds after which the job is given up on.
+    :param sleep: How to wait (a test may pass a fake).
+    :param clock: A monotonic clock in seconds.
+    """
+    watch = BulkJobWatch([job_id], schedule)
+    deadline = clock() + timeout
+    while True:
+        sleep(min(watch.wait(), max(0.0, deadline - clock())))
+        try:
+            job = hook.get_bulk(job_id)
+        except SYSTEMIC:
+            raise
+        except CrmNotFoundError:
+            log.warning("Kustomer bulk job %s is unknown to Kustomer; settling its records by lookup", job_id)
+            return None
+        except CrmError as exc:
+            log.warning("polling Kustomer bulk job %s failed (%s); trying again", job_id, exc)
+        else:
+            state = watch.record(job)
+            if state is JobState.DONE:
+                return job
+            if state is JobState.FAILED:
+                log.warning("Kustomer bulk job %s ended %r; settling its records by lookup", job_id, job.status)
+                return None
+        if clock() >= deadline:
+            log.warning(
+                "Kustomer bulk job %s not complete after %.0f s; settling its records by lookup", job_id, timeout
+            )
+            return None
+
+
+class KustomerJobWriting:
+    """Writes units of records as Kustomer bulk jobs; the create and update writers below say how.
+
+    Subclasses provide :meth:`submit` (one job), :meth:`item_body` (a record's item, to size the body),
+    :meth:`stored` (what Kustomer holds for a record), :meth:`written_action`, :meth:`settle_refusal`
+    and :meth:`after_unknown_submit`.
+    """
+
+    batch_size = BULK_MAX_ITEMS
+    hook: KustomerHook
+    klass_name: str
+
+    def __init__(
+        self,
+        hook: KustomerHook,
+        klass_name: str,
+        *,
+        schedule: PollSchedule | None = None,
+        timeout: float = DEFAULT_JOB_TIMEOUT,
+        max_body_bytes: int | None = None,
+    ) -> None:
+        """:param hook: The Kustomer hook to write through.
+        :param klass_name: The klass of every record.
+        :param schedule: The waits between polls of a job (default
+            :class:`~airflow_provider_crm.bulk.job_polling.PollSchedule`).
+        :param timeout: Seconds to wait for a job before settling its records by lookup.
+        :param max_body_bytes: The body cap per request; default the connection's ``bulk_max_body_bytes``
+            extra, else :data:`DEFAULT_MAX_BODY_BYTES`.
+        """
+        self.hook = hook
+        self.klass_name = klass_name
+        self.schedule = schedule
+        self.timeout = timeout
+        self._max_body_bytes = max_body_bytes
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Bytes of JSON one bulk request may carry."""
+        if self._max_body_bytes is None:
+            self._max_body_bytes = int(self.hook.extra("bulk_max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        return self._max_body_bytes
+
+    # -- what each kind of job says ------------------------------------------------------------
+
+    def submit(self, chunk: list[Item]) -> BulkJob:
+        """Submit one job for ``chunk`` (at most 100 items, under the body cap).
+
+        :param chunk: The records to send, keyed by their ledger keys as ``_clientRef``.
+        """
+        raise NotImplementedError
+
+    def item_body(self, chunk: list[Item]) -> list[dict[str, Any]]:
+        """The JSON items the submit of ``chunk`` sends (for sizing the body).
+
+        :param chunk: The records.
+        """
+        raise NotImplementedError
+
+    def stored(self, item: Item) -> KObject | None:
+        """The object Kustomer holds showing this record written, ``None`` when it doesn't.
+
+        :param item: The record.
+        """
+        raise NotImplementedError
+
+    def can_look_up(self, item: Item) -> bool:
+        """Whether :meth:`stored` can tell whether the record was written.
+
+        :param item: The record.
+        """
+        return True
+
+    written_action = CREATED
+
+    def settle_refusal(self, item: Item, result: BulkItemResult) -> Outcome | None:
+        """An outcome other than "rejected" for an item Kustomer refused, when what it holds says so.
+
+        :param item: The record.
+        :param result: Kustomer's result for its item.
+        """
+        return None
+
+    def after_unknown_submit(self, chunk: list[Item]) -> tuple[dict[int, Outcome], list[Item]]:
+        """After a submit whose outcome is unknown: the records settled, and those to submit again.
+
+        :param chunk: The records the submit carried.
+        """
+        raise NotImplementedError
+
+    # -- the unit --------------------------------------------------------------------------------
+
+    def write(self, items: list[Item]) -> list[Outcome]:
+        """Write a unit (at most :attr:`batch_size` records) as one or more jobs; one outcome per record.
+
+        :param items: The unit's records; their keys are unique in the unit (the runner's key gate).
+        """
+        outcomes: dict[int, Outcome] = {}
+        for chunk in self._chunks(items, outcomes):
+            outcomes.update(self._write_chunk(chunk))
+        return [outcomes[item.index] for item in items]
+
+    def _chunks(self, items: list[Item], outcomes: dict[int, Outcome]) -> Iterator[list[Item]]:
+        """Runs of items whose bulk body stays under the cap; an item over the cap alone is refused."""
+        chunk: list[Item] = []
+        size = len(b"[]")
+        for item in items:
+            item_size = self._item_bytes(item)
+            if item_size + len(b"[]") > self.max_body_bytes:
+                message = f"the record alone is over the bulk body cap of {self.max_body_bytes} bytes"
+                outcomes[item.index] = _rejected(item, "payload_too_large", message)
+                continue
+            added = item_size + (len(b", ") if chunk else 0)
+            if chunk and size + added > self.max_body_bytes:
+                yield chunk
+                chunk, size, added = [], len(b"[]"), item_size
+            chunk.append(item)
+            size += added
+        if chunk:
+            yield chunk
+
+    def _item_bytes(self, item: Item) -> int:
+        # Serialized as the transport sends it (``requests``' ``json=``: default separators, ASCII).
+        return len(json.dumps(self.item_body([item])[0], allow_nan=False).encode())
+
+    def _write_chunk(self, chunk: list[Item]) -> dict[int, Outcome]:
+        outcomes: dict[int, Outcome] = {}
+        pending = chunk
+        for _ in range(SUBMIT_ROUNDS):
+            try:
+                job = waiting_out_rate_limits(lambda: self.submit(pending))  # noqa: B023 (called at once)
+            except (*SYSTEMIC, CrmRateLimitError):
+                raise
+            except CrmOutcomeUnknownError:
+                settled, pending = self.after_unknown_submit(pending)
+                outcomes.update(settled)
+                if not pending:
+                    return outcomes
+                continue
+            except CrmError as exc:
+                if isinstance(exc, CrmApiError) and exc.status == PAYLOAD_TOO_LARGE and len(pending) > 1:
+                    half = len(pending) // 2  # Kustomer's cap is lower than the one configured: halve
+                    return {**outcomes, **self._write_chunk(pending[:half]), **self._write_chunk(pending[half:])}
+                return {**outcomes, **{item.index: refused_outcome(item, REJECTED, exc) for item in pending}}
+            return {**outcomes, **self.collect(pending, job)}
+        reason = f"still not written after {SUBMIT_ROUNDS} submits whose outcome was unknown"
+        return {**outcomes, **{item.index: self.unsettled(item, reason) for item in pending}}
+
+    def collect(self, chunk: list[Item], job: BulkJob) -> dict[int, Outcome]:
+        """Wait for ``job`` to complete and turn each item's result into the record's outcome.
+
+        :param chunk: The records the job was submitted with.
+        :param job: The job the submit answered.
+        """
+        done = wait_for_job(self.hook, job.id, schedule=self.schedule, timeout=self.timeout)
+        results: dict[str, BulkItemResult] = {}
+        if done is not None:
+            try:
+                results = results_by_client_ref(waiting_out_rate_limits(lambda: self.hook.get_bulk_results(job.id)))
+            except (*SYSTEMIC, CrmRateLimitError):
+                raise
+            except CrmError as exc:
+                log.warning("reading the results of Kustomer bulk job %s failed (%s); looking records up", job.id, exc)
+        return {item.index: self._settle(item, results.get(item.key), job.id) for item in chunk}
+
+    def _settle(self, item: Item, result: BulkItemResult | None, job_id: str) -> Outcome:
+        if result is not None and result.ok and result.object_id:
+            return Outcome(item.index, item.key, self.written_action, remote_id=result.object_id)
+        if result is not None and result.failed:
+            settled = self.settle_refusal(item, result)
+            if settled is not None:
+                return settled
+            message = (result.error or "refused")[:1000]
+            return _rejected(item, result.code or "bulk_item_failed", message)
+        said = "no result" if result is None else f"status {result.status!r}"
+        return self.looked_up(item, f"Kustomer bulk job {job_id} gave {said} for the record")
+
+    def looked_up(self, item: Item, why: str) -> Outcome:
+        """Settle a record from what Kustomer holds: written (with its id), or not written (owed).
+
+        :param item: The record.
+        :param why: Why it is looked up, for the ledger when it can't be settled.
+        """
+        if not self.can_look_up(item):
+            return self.unsettled(item, why)
+        held = self.held(item)
+        if isinstance(held, CrmError):
+            return self.unsettled(item, f"{why}, and looking it up failed: {held}")
+        if held is None:
+            return self.unsettled(item, f"{why}, and Kustomer does not hold it")
+        return Outcome(item.index, item.key, self.written_action, remote_id=held.id)
+
+    def held(self, item: Item) -> KObject | CrmError | None:
+        """:meth:`stored`, waiting out rate limits; the error when the lookup fails (systemic ones stop the run).
+
+        :param item: The record.
+        """
+        try:
+            return waiting_out_rate_limits(lambda: self.stored(item))
+        except (*SYSTEMIC, CrmRateLimitError):
+            raise
+        except CrmError as exc:
+            return exc
+
+    def unsettled(self, item: Item, why: str) -> Outcome:
+        """A record not known to be written: owed (a task retry sends it again) when a retry can look it
+        up first, else :data:`UNKNOWN`.
+
+        :param item: The record.
+        :param why: What happened, for the ledger.
+        """
+        if not self.can_look_up(item):
+            message = f"{why}; it may or may not exist and has no external_id to look it up by: not sent again"
+            return Outcome(
+                item.index,
+                item.key,
+                UNKNOWN,
+                status=UNKNOWN,
+                error_code="outcome_unknown",
+                error_message=message[:1000],
+            )
+        return Outcome(item.index, item.key, REJECTED, status=RETRY, error_code="not_written", error_message=why[:1000])
+
+
+def _rejected(item: Item, code: str, message: str) -> Outcome:
+    return Outcome(item.index, item.key, REJECTED, status=ERROR, error_code=code, error_message=message)
+
+
+def _looks_duplicate(result: BulkItemResult) -> bool:
+    """Whether Kustomer refused the item for an external id another object holds.
+
+    Kustomer does not document the code of this refusal in a bulk result; the single create answers
+    409 for it. Read as a duplicate: a code naming a conflict or duplicate, or a message saying the
+    value already exists.
+    """
+    code = (result.code or "").lower()
+    message = (result.error or "").lower()
+    return (
+        "conflict" in code
+        or "duplicate" in code
+        or code == "409"
+        or "already exist" in message
+        or "duplicate" in message
+    )
+
+
+class KustomerJobCreateWriter(KustomerJobWriting, KustomerCreateWriter):
+    """Creates KObjects through bulk jobs; a record whose external id already exists is ``unchanged``.
+
+    A submit whose outcome is unknown (connection lost after sending, 5xx) is never sent again as is:
+    the records with an external id are looked up, those Kustomer holds are settled as created, and
+    only the others are submitted again. If the lost job was still queued when they were looked up,
+    it and the new job both carry them; Kustomer keeps external ids unique per klass, so the second
+    item to be processed is refused as a duplicate, which is settled by lookup as ``unchanged`` with
+    the stored id: each record is written once. A record without an external id cannot be looked up:
+    it gets the ledger status ``unknown``, is not sent again, and the task fails saying so.
+    """
+
+    def item_body(self, chunk: list[Item]) -> list[dict[str, Any]]:
+        return bulk_create_items(self.klass_name, {item.key: item.prepared for item in chunk})
+
+    def submit(self, chunk: list[Item]) -> BulkJob:
+        return self.hook.submit_bulk_create(self.klass_name, {item.key: item.prepared for item in chunk})
+
+    def can_look_up(self, item: Item) -> bool:
+        return bool(item.prepared.external_id)
+
+    def stored(self, item: Item) -> KObject | None:
+        return self.hook.find_kobject_by_external_id(self.klass_name, item.prepared.external_id)
+
+    def settle_refusal(self, item: Item, result: BulkItemResult) -> Outcome | None:
+        if not self.can_look_up(item) or not _looks_duplicate(result):
+            return None
+        held = self.held(item)
+        return Outcome(item.index, item.key, UNCHANGED, remote_id=held.id) if isinstance(held, KObject) else None
+
+    def after_unknown_submit(self, chunk: list[Item]) -> tuple[dict[int, Outcome], list[Item]]:
+        settled: dict[int, Outcome] = {}
+        again: list[Item] = []
+        why = "the bulk submit carrying the record got no answer"
+        for item in chunk:
+            held = self.held(item) if self.can_look_up(item) else None
+            if isinstance(held, KObject):
+                settled[item.index] = Outcome(item.index, item.key, CREATED, remote_id=held.id)
+            elif held is None and self.can_look_up(item):
+                again.append(item)  # provably not there: safe to submit again
+            else:
+                failure = f", and looking it up failed: {held}" if held is not None else ""
+                settled[item.index] = self.unsettled(item, why + failure)
+        return settled, again
+
+
+class KustomerJobUpdateWriter(KustomerJobWriting, KustomerUpdateWriter):
+    """Updates KObjects by ``id`` through bulk jobs.
+
+    A submit whose outcome is unknown is submitted again as a new job: an update sends the same
+    values to the same object, which is idempotent, so applying it twice leaves what applying it once
+    does. An update with ``rev`` is not idempotent (the second application meets a revision that
+    moved on): when its item is refused for a stale ``rev``, the object is read, and one at
+    ``rev + 1`` holding every value sent is settled as ``updated`` (the lost job applied it); any
+    other refusal stays a rejection with Kustomer's message.
+    """
+
+    written_action = UPDATED
+
+    def item_body(self, chunk: list[Item]) -> list[dict[str, Any]]:
+        return bulk_update_items(self.klass_name, {item.key: item.prepared for item in chunk})
+
+    def submit(self, chunk: list[Item]) -> BulkJob:
+        return self.hook.submit_bulk_update(self.klass_name, {item.key: item.prepared for item in chunk})
+
+    def stored(self, item: Item) -> KObject | None:
+        request = item.prepared
+        try:
+            held = self.hook.get_kobject(self.klass_name, request.kobject_id)
+        except CrmNotFoundError:
+            return None
+        values = {name: value for name, value in request.body.items() if name != "rev"}
+        if differing_fields(values, stored_attributes(held)):
+            return None
+        if request.rev is not None and held.rev != request.rev + 1:
+            return None
+        return held
+
+    def settle_refusal(self, item: Item, result: BulkItemResult) -> Outcome | None:
+        if item.prepared.rev is None or not _looks_stale(result):
+            return None
+        held = self.held(item)
+        return Outcome(item.index, item.key, UPDATED, remote_id=held.id) if isinstance(held, KObject) else None
+
+    def after_unknown_submit(self, chunk: list[Item]) -> tuple[dict[int, Outcome], list[Item]]:
+        log.warning(
+            "a bulk update of %d record(s) got no answer; submitting it again (a PUT is idempotent)", len(chunk)
+        )
+        return {}, chunk
+
+
+def _looks_stale(result: BulkItemResult) -> bool:
+    """Whether Kustomer refused an update item for a stale ``rev`` (a conflict naming ``rev``; the code
+    of this refusal in a bulk result is not documented, the single update answers 409)."""
+    code = (result.code or "").lower()
+    return ("conflict" in code or code == "409") and "rev" in (result.error or "").lower()
