@@ -9,7 +9,7 @@ See :mod:`airflow_provider_crm.bulk.writers` for each vendor's record shape.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_crm.bulk.runner import RecordWriter
+    from airflow_provider_crm.bulk.sources import BadRecord
+    from airflow_provider_crm.bulk.submitted_jobs import SubmittedJobs
     from airflow_provider_crm.hooks.base import CrmHook
     from airflow_provider_crm.hooks.hubspot import HubSpotHook
     from airflow_provider_crm.hooks.kaiten import KaitenHook
     from airflow_provider_crm.hooks.kustomer import KustomerHook
     from airflow_provider_crm.hooks.microbase import MicroBaseHook
+    from airflow_provider_crm.triggers.kustomer_bulk import KustomerBulkJobTrigger
 
 _COMMON_TEMPLATES = ("records", "source", "ledger_path", "dead_letter_path")
 
@@ -112,11 +115,28 @@ class BulkWriteOperator(BaseOperator):
         return typed_cells(self.make_writer(), self.column_types)
 
     def execute(self, context: Context) -> dict[str, Any]:
+        return self.write_records(context, self._typed_writer())
+
+    def read_records(self) -> Iterator[dict[str, Any] | BadRecord]:
+        """The task's input, read lazily from ``records`` or ``source``."""
+        from airflow_provider_crm.bulk.sources import iter_records
+
+        records = None if self.source else (self.records if self.records is not None else [])
+        return iter_records(records, self.source)
+
+    def write_records(
+        self, context: Context, writer: RecordWriter, after_run: Callable[[], None] | None = None
+    ) -> dict[str, Any]:
+        """Run ``writer`` over the input: ledger, resume, error policy, summary and ids.
+
+        :param context: The task's Airflow context.
+        :param writer: The record writer.
+        :param after_run: Called once the ledger holds every record (before the policy may fail the task).
+        """
         from airflow_provider_crm.bulk.ledger import JsonLinesWriter, Ledger
         from airflow_provider_crm.bulk.policy import ErrorPolicy
         from airflow_provider_crm.bulk.progress import TaskStateProgress
         from airflow_provider_crm.bulk.runner import BulkRunner
-        from airflow_provider_crm.bulk.sources import iter_records
 
         policy = ErrorPolicy(self.on_record_error, self.max_reject_ratio)
         self.hook.use_rate_limit(self.rate_limit)
@@ -128,7 +148,7 @@ class BulkWriteOperator(BaseOperator):
         )
         limiter = self.hook.transport.limiter
         runner = BulkRunner(
-            self._typed_writer(),
+            writer,
             ledger,
             policy,
             max_workers=self.max_workers,
@@ -136,8 +156,9 @@ class BulkWriteOperator(BaseOperator):
             progress=progress,
             rate_limited=lambda: limiter.throttled if limiter else 0,
         )
-        records = None if self.source else (self.records if self.records is not None else [])
-        summary = runner.run(iter_records(records, self.source))
+        summary = runner.run(self.read_records())
+        if after_run is not None:
+            after_run()
         result = summary.as_xcom()
         self.log.info("bulk %s: %s", "dry run" if self.preview_only else "write", result)
         if not self.preview_only:
@@ -175,6 +196,8 @@ class BulkWriteOperator(BaseOperator):
 
 
 KUSTOMER_MODES = ("bulk_job", "per_record")
+SETTLED_BY_LOOKUP = frozenset({"not_found", "timeout", "failed"})
+"""Trigger errors after which records are settled from what Kustomer holds, as when the worker waits."""
 
 
 class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
@@ -190,6 +213,22 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
     again; a record without one cannot be, so it is marked ``unknown`` in the ledger, is not sent
     again, and the task fails saying so: give records an ``external_id``.
 
+    With ``deferrable=True`` (``mode="bulk_job"``, not a dry run) the worker validates and submits
+    every job (same chunks, ``_clientRef`` and lost-answer rules), saves each job as Kustomer accepts
+    it, then defers to :class:`~airflow_provider_crm.triggers.kustomer_bulk.KustomerBulkJobTrigger`,
+    which polls the jobs in the triggerer (at most one poll a second, or ``rate_limit`` a second
+    when lower) and holds no worker slot. The task resumes in :meth:`execute_complete` only to read
+    the results and write the ledger (same ledger lines, policy and ids as without deferral). Jobs
+    are saved in the task state store (Airflow 3.3+), else in ``<ledger_path>.jobs.json`` (keep
+    ``ledger_path`` the same across tries); with neither, the task waits in the worker instead. A
+    retry of the task (after a crash between submit and deferral, or after the trigger fired)
+    collects the saved jobs instead of submitting them again. Differences: every record is
+    submitted before any result is known, so ``on_record_error="fail"`` stops only the collecting;
+    ``job_timeout`` bounds the wait for all the jobs together, counted from the deferral; a record
+    whose key an earlier record holds is written (waiting in the worker) after the earlier one is
+    collected. A trigger error fails the task with its message, except a job unknown to Kustomer,
+    failed or not complete by the deadline: its records are settled by lookup, as without deferral.
+
     Takes the parameters of :class:`BulkWriteOperator`, and:
 
     :param klass_name: The KObject klass to write. (templated)
@@ -197,6 +236,8 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
     :param mode: ``bulk_job`` (default) or ``per_record``.
     :param poll_interval: Seconds before the first poll of a job; later polls wait longer, up to 10 s.
     :param job_timeout: Seconds to wait for a job to complete before settling its records by lookup.
+    :param deferrable: Wait for the jobs in the triggerer; default ``[operators] default_deferrable``
+        (``False`` when unset).
     """
 
     template_fields: Sequence[str] = (*_COMMON_TEMPLATES, "klass_name")
@@ -209,9 +250,16 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
         mode: str = "bulk_job",
         poll_interval: float = 1.0,
         job_timeout: float = 3600.0,
+        deferrable: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if deferrable is None:
+            # Read when the operator is made, not when this module is imported, as official providers' default.
+            from airflow.configuration import conf
+
+            deferrable = conf.getboolean("operators", "default_deferrable", fallback=False)
+        self.deferrable = deferrable
         if mode not in KUSTOMER_MODES:
             raise ValueError(f"mode must be one of {', '.join(KUSTOMER_MODES)}, not {mode!r}")
         if not 0 < poll_interval <= job_timeout:
@@ -237,6 +285,90 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
         if self.mode == "per_record":
             return kustomer.KustomerCreateWriter(self.hook, self.klass_name)
         return kustomer_jobs.KustomerJobCreateWriter(self.hook, self.klass_name, **self.job_polling())
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if not self.deferrable or self.mode != "bulk_job" or self.preview_only:
+            return super().execute(context)
+        plan = self.submitted_jobs(context)
+        if plan is None:
+            self.log.warning(
+                "deferrable: no task state store (Airflow < 3.3) and no ledger_path to keep the submitted jobs by, "
+                "so a retry could not find them: waiting for the jobs in the worker instead"
+            )
+            return super().execute(context)
+        from airflow_provider_crm.bulk.progress import Resume, TaskStateProgress, Tracker
+        from airflow_provider_crm.bulk.writers.kustomer_jobs import submit_records
+
+        self.hook.use_rate_limit(self.rate_limit)
+        progress = TaskStateProgress.from_context(context)
+        tracker = Tracker(progress.load() if progress is not None else Resume())
+        submit_records(self._typed_writer(), self.read_records(), plan, tracker.in_play)
+        if not plan.job_ids:
+            return self.collect_jobs(context, plan, ())
+        self.log.info("submitted %d Kustomer bulk job(s); waiting for them in the triggerer", len(plan.job_ids))
+        self.defer(trigger=self.job_trigger(plan.job_ids), method_name="execute_complete")
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger fired: read each job's results and write the ledger.
+
+        :param context: The task's Airflow context.
+        :param event: The trigger's event: ``{"status": "complete", "job_ids"}`` or an error (see
+            :class:`~airflow_provider_crm.triggers.kustomer_bulk.KustomerBulkJobTrigger`).
+        """
+        from airflow_provider_crm.errors import CrmConfigurationError, CrmError
+
+        plan = self.submitted_jobs(context)
+        if plan is None:
+            raise CrmConfigurationError("the submitted Kustomer bulk jobs were saved nowhere a retry can read")
+        if event.get("status") == "complete":
+            return self.collect_jobs(context, plan, event.get("job_ids") or [])
+        if event.get("reason") in SETTLED_BY_LOOKUP:
+            self.log.warning("%s; settling the records of the jobs not seen complete by lookup", event.get("message"))
+            return self.collect_jobs(context, plan, event.get("completed_job_ids") or [])
+        error = CrmConfigurationError if event.get("reason") == "configuration" else CrmError
+        raise error(str(event.get("message") or f"the wait for the Kustomer bulk jobs ended with {event!r}"))
+
+    def submitted_jobs(self, context: Context) -> SubmittedJobs | None:
+        """The jobs saved for this task instance (by an earlier step or try), where a retry finds them.
+
+        :param context: The task's Airflow context.
+        """
+        from airflow_provider_crm.bulk.submitted_jobs import SubmittedJobs, plan_store
+
+        store = plan_store(context, self.ledger_path)
+        return None if store is None else SubmittedJobs.load(store)
+
+    def collect_jobs(self, context: Context, plan: SubmittedJobs, complete: Sequence[str]) -> dict[str, Any]:
+        """Write the ledger from the saved jobs' results, then drop the saved jobs.
+
+        :param context: The task's Airflow context.
+        :param plan: The saved jobs.
+        :param complete: The ids of the jobs the trigger saw complete.
+        """
+        from airflow_provider_crm.bulk.writers.kustomer_jobs import CollectedJobsWriter
+
+        self.hook.use_rate_limit(self.rate_limit)
+        return self.write_records(context, CollectedJobsWriter(self._typed_writer(), plan, complete), plan.drop)
+
+    def job_trigger(self, job_ids: Sequence[str]) -> KustomerBulkJobTrigger:
+        """The trigger that waits for ``job_ids``: this task's poll waits, ``job_timeout`` from now, the rate limit.
+
+        :param job_ids: The submitted jobs, oldest first.
+        """
+        import time
+
+        from airflow_provider_crm.triggers.kustomer_bulk import DEFAULT_POLLS_PER_SECOND, KustomerBulkJobTrigger
+
+        schedule = self.job_polling()["schedule"]
+        return KustomerBulkJobTrigger(
+            self.kustomer_conn_id,
+            job_ids,
+            klass_name=self.klass_name,
+            poll_interval=schedule.first,
+            max_poll_interval=schedule.longest,
+            deadline=time.time() + self.job_timeout,
+            max_polls_per_second=min(DEFAULT_POLLS_PER_SECOND, self.rate_limit or DEFAULT_POLLS_PER_SECOND),
+        )
 
     def job_polling(self) -> dict[str, Any]:
         """How bulk jobs are polled: waits from ``poll_interval`` growing to 10 s, for ``job_timeout`` seconds."""

@@ -18,12 +18,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider_crm.bulk.job_polling import BulkJobWatch, JobState, PollSchedule
 from airflow_provider_crm.bulk.ledger import CREATED, ERROR, REJECTED, RETRY, UNCHANGED, UPDATED, Outcome
-from airflow_provider_crm.bulk.runner import Item
+from airflow_provider_crm.bulk.runner import Item, RecordWriter
+from airflow_provider_crm.bulk.sources import BadRecord
+from airflow_provider_crm.bulk.submitted_jobs import SubmittedJobs
 from airflow_provider_crm.bulk.writers.common import SYSTEMIC, refused_outcome, waiting_out_rate_limits
 from airflow_provider_crm.bulk.writers.kustomer import KustomerCreateWriter, KustomerUpdateWriter
 from airflow_provider_crm.errors import (
@@ -32,6 +35,7 @@ from airflow_provider_crm.errors import (
     CrmNotFoundError,
     CrmOutcomeUnknownError,
     CrmRateLimitError,
+    CrmValidationError,
 )
 from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.models.kustomer import KObject
@@ -112,6 +116,14 @@ def wait_for_job(
             return None
 
 
+@dataclass
+class Submitted:
+    """What submitting a unit gave: the accepted jobs with their records, and the records settled already."""
+
+    jobs: list[tuple[str, list[Item]]] = field(default_factory=list)
+    settled: dict[int, Outcome] = field(default_factory=dict)
+
+
 class KustomerJobWriting:
     """Writes units of records as Kustomer bulk jobs; the create and update writers below say how.
 
@@ -123,6 +135,8 @@ class KustomerJobWriting:
     batch_size = BULK_MAX_ITEMS
     hook: KustomerHook
     klass_name: str
+    on_submitted: Callable[[str, list[Item]], None] | None = None
+    """Called right after each job is accepted, with its id and records (a deferrable task saves them there)."""
 
     def __init__(
         self,
@@ -146,6 +160,11 @@ class KustomerJobWriting:
         self.schedule = schedule
         self.timeout = timeout
         self._max_body_bytes = max_body_bytes
+
+    @property
+    def job_writer(self) -> KustomerJobWriting:
+        """This writer, reached through any wrapper (for :func:`submit_records` and :class:`CollectedJobsWriter`)."""
+        return self
 
     @property
     def max_body_bytes(self) -> int:
@@ -208,10 +227,22 @@ class KustomerJobWriting:
 
         :param items: The unit's records; their keys are unique in the unit (the runner's key gate).
         """
-        outcomes: dict[int, Outcome] = {}
-        for chunk in self._chunks(items, outcomes):
-            outcomes.update(self._write_chunk(chunk))
+        submitted = self.submit_unit(items)
+        outcomes = dict(submitted.settled)
+        for job_id, chunk in submitted.jobs:
+            outcomes.update(self.collect(chunk, job_id))
         return [outcomes[item.index] for item in items]
+
+    def submit_unit(self, items: list[Item]) -> Submitted:
+        """Submit a unit as one or more jobs without waiting for them: the jobs, and the records settled
+        already (refused, too large, or settled by lookup after a submit whose outcome is unknown).
+
+        :param items: The unit's records; their keys are unique in the unit.
+        """
+        submitted = Submitted()
+        for chunk in self._chunks(items, submitted.settled):
+            self._submit_chunk(chunk, submitted)
+        return submitted
 
     def _chunks(self, items: list[Item], outcomes: dict[int, Outcome]) -> Iterator[list[Item]]:
         """Runs of items whose bulk body stays under the cap; an item over the cap alone is refused."""
@@ -236,8 +267,7 @@ class KustomerJobWriting:
         # Serialized as the transport sends it (``requests``' ``json=``: default separators, ASCII).
         return len(json.dumps(self.item_body([item])[0], allow_nan=False).encode())
 
-    def _write_chunk(self, chunk: list[Item]) -> dict[int, Outcome]:
-        outcomes: dict[int, Outcome] = {}
+    def _submit_chunk(self, chunk: list[Item], submitted: Submitted) -> None:
         pending = chunk
         for _ in range(SUBMIT_ROUNDS):
             try:
@@ -246,35 +276,54 @@ class KustomerJobWriting:
                 raise
             except CrmOutcomeUnknownError:
                 settled, pending = self.after_unknown_submit(pending)
-                outcomes.update(settled)
+                submitted.settled.update(settled)
                 if not pending:
-                    return outcomes
+                    return
                 continue
             except CrmError as exc:
                 if isinstance(exc, CrmApiError) and exc.status == PAYLOAD_TOO_LARGE and len(pending) > 1:
                     half = len(pending) // 2  # Kustomer's cap is lower than the one configured: halve
-                    return {**outcomes, **self._write_chunk(pending[:half]), **self._write_chunk(pending[half:])}
-                return {**outcomes, **{item.index: refused_outcome(item, REJECTED, exc) for item in pending}}
-            return {**outcomes, **self.collect(pending, job)}
+                    self._submit_chunk(pending[:half], submitted)
+                    self._submit_chunk(pending[half:], submitted)
+                    return
+                submitted.settled.update({item.index: refused_outcome(item, REJECTED, exc) for item in pending})
+                return
+            submitted.jobs.append((job.id, pending))
+            if self.on_submitted is not None:
+                self.on_submitted(job.id, pending)
+            return
         reason = f"still not written after {SUBMIT_ROUNDS} submits whose outcome was unknown"
-        return {**outcomes, **{item.index: self.unsettled(item, reason) for item in pending}}
+        submitted.settled.update({item.index: self.unsettled(item, reason) for item in pending})
 
-    def collect(self, chunk: list[Item], job: BulkJob) -> dict[int, Outcome]:
-        """Wait for ``job`` to complete and turn each item's result into the record's outcome.
+    def collect(self, chunk: list[Item], job_id: str, *, timeout: float | None = None) -> dict[int, Outcome]:
+        """Wait for the job to complete and turn each item's result into the record's outcome.
 
         :param chunk: The records the job was submitted with.
-        :param job: The job the submit answered.
+        :param job_id: The id of the job the submit answered.
+        :param timeout: Seconds to wait for the job (default the writer's); 0 asks once.
         """
-        done = wait_for_job(self.hook, job.id, schedule=self.schedule, timeout=self.timeout)
+        done = wait_for_job(
+            self.hook, job_id, schedule=self.schedule, timeout=self.timeout if timeout is None else timeout
+        )
+        return self.settle_job(chunk, job_id, complete=done is not None)
+
+    def settle_job(self, chunk: list[Item], job_id: str, *, complete: bool) -> dict[int, Outcome]:
+        """Each record's outcome from the results of its job (read when ``complete``), else from what
+        Kustomer holds: the one way records are settled, whether the worker or the triggerer waited.
+
+        :param chunk: The records the job was submitted with.
+        :param job_id: The job's id.
+        :param complete: Whether the job is known to be complete (its results are read).
+        """
         results: dict[str, BulkItemResult] = {}
-        if done is not None:
+        if complete:
             try:
-                results = results_by_client_ref(waiting_out_rate_limits(lambda: self.hook.get_bulk_results(job.id)))
+                results = results_by_client_ref(waiting_out_rate_limits(lambda: self.hook.get_bulk_results(job_id)))
             except (*SYSTEMIC, CrmRateLimitError):
                 raise
             except CrmError as exc:
-                log.warning("reading the results of Kustomer bulk job %s failed (%s); looking records up", job.id, exc)
-        return {item.index: self._settle(item, results.get(item.key), job.id) for item in chunk}
+                log.warning("reading the results of Kustomer bulk job %s failed (%s); looking records up", job_id, exc)
+        return {item.index: self._settle(item, results.get(item.key), job_id) for item in chunk}
 
     def _settle(self, item: Item, result: BulkItemResult | None, job_id: str) -> Outcome:
         if result is not None and result.ok and result.object_id:
@@ -453,3 +502,102 @@ def _looks_stale(result: BulkItemResult) -> bool:
     of this refusal in a bulk result is not documented, the single update answers 409)."""
     code = (result.code or "").lower()
     return ("conflict" in code or code == "409") and "rev" in (result.error or "").lower()
+
+
+# -- deferrable: submit from the worker, wait in the triggerer, collect on the worker -----------------
+
+
+def submit_records(
+    writer: RecordWriter,
+    records: Iterable[dict[str, Any] | BadRecord],
+    plan: SubmittedJobs,
+    in_play: Callable[[int], bool] = lambda index: True,
+) -> None:
+    """Validate and submit every record not in ``plan`` yet, saving each job in it as soon as it is accepted.
+
+    Units and chunks are formed as when the worker waits for each job. A record that is not valid is
+    left for the collecting pass, which refuses it; so is a record whose key an earlier record of the
+    input holds: it is written once that one is collected, in input order.
+
+    :param writer: A Kustomer job writer (possibly wrapped, as the operators wrap it for CSV cells).
+    :param records: The task's input, read once.
+    :param plan: Where the jobs are saved; jobs it already holds are not submitted again.
+    :param in_play: Whether the record at a position is sent in this try (resume across tries).
+    """
+    jobs: KustomerJobWriting = writer.job_writer  # type: ignore[attr-defined]
+    jobs.on_submitted = lambda job_id, chunk: plan.add_job(job_id, (item.index for item in chunk))
+    seen: set[str] = set()
+    unit: list[Item] = []
+    try:
+        for index, record in enumerate(records):
+            if not in_play(index) or isinstance(record, BadRecord):
+                continue
+            key = writer.key(record, index)
+            if key in seen:
+                continue
+            seen.add(key)
+            if plan.knows(index):
+                continue
+            try:
+                unit.append(Item(index, key, record, writer.prepare(record)))
+            except CrmValidationError:
+                continue
+            if len(unit) >= writer.batch_size:
+                plan.add_settled(jobs.submit_unit(unit).settled.values())
+                unit = []
+        if unit:
+            plan.add_settled(jobs.submit_unit(unit).settled.values())
+    finally:
+        jobs.on_submitted = None
+
+
+class CollectedJobsWriter:
+    """A record writer that settles records from the jobs ``plan`` holds instead of submitting them.
+
+    A record of a job the trigger saw complete is settled from the job's results; of a job not known
+    complete (the trigger gave up on it), from one more look at the job, else from what Kustomer
+    holds, as when the worker waits. A record settled at submit keeps that outcome; a record in no
+    job (one that waited for an earlier record of its key) is written by ``writer`` as usual.
+
+    :param writer: The Kustomer job writer (possibly wrapped).
+    :param plan: The jobs submitted.
+    :param complete: The ids of the jobs the trigger saw complete.
+    """
+
+    def __init__(self, writer: RecordWriter, plan: SubmittedJobs, complete: Iterable[str]) -> None:
+        self.writer = writer
+        self.batch_size = writer.batch_size
+        self.plan = plan
+        self.complete = frozenset(complete)
+
+    def key(self, record: dict[str, Any], index: int) -> str:
+        return self.writer.key(record, index)
+
+    def prepare(self, record: dict[str, Any]) -> Any:
+        return self.writer.prepare(record)
+
+    def preview(self, items: list[Item]) -> list[Outcome]:
+        return self.writer.preview(items)
+
+    def write(self, items: list[Item]) -> list[Outcome]:
+        jobs: KustomerJobWriting = self.writer.job_writer  # type: ignore[attr-defined]
+        outcomes: dict[int, Outcome] = {}
+        by_job: dict[str, list[Item]] = {}
+        fresh: list[Item] = []
+        for item in items:
+            settled = self.plan.settled(item.index)
+            job_id = self.plan.job_of(item.index)
+            if settled is not None:
+                outcomes[item.index] = settled
+            elif job_id is not None:
+                by_job.setdefault(job_id, []).append(item)
+            else:
+                fresh.append(item)
+        for job_id, chunk in by_job.items():
+            if job_id in self.complete:
+                outcomes.update(jobs.settle_job(chunk, job_id, complete=True))
+            else:
+                outcomes.update(jobs.collect(chunk, job_id, timeout=0))
+        if fresh:
+            outcomes.update((outcome.index, outcome) for outcome in self.writer.write(fresh))
+        return [outcomes[item.index] for item in items]
