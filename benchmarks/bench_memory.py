@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ FLAT_SHARE = 0.10
 ID_PROPERTY = "hs_external_order_id"
 RATE_LIMIT = 10_000.0  # requests/s: high enough not to throttle; the vendor default would make this take hours
 SAMPLE_EVERY_S = 0.05
+WORKER_SOURCE, WORKER_LEDGER = "records.jsonl", "ledger.jsonl"
 
 
 def generate(path: Path, count: int) -> None:
@@ -77,10 +79,15 @@ def worker(args: argparse.Namespace) -> None:
         rate_limit=RATE_LIMIT,
         hubspot_conn_id="bench_hubspot_memory",
     )
+    Path(args.out).write_text(json.dumps(sampled_execute(operator, Path(args.ledger)), default=str))
+
+
+def sampled_execute(operator: Any, ledger: Path) -> dict[str, Any]:
+    """Run ``operator.execute({})`` while sampling RSS; what was measured, JSON-ready."""
     baseline = rss_mb()
     samples: list[tuple[float, float, int]] = []
     stop = threading.Event()
-    sampler = threading.Thread(target=_sampler, args=(samples, Path(args.ledger), stop), daemon=True)
+    sampler = threading.Thread(target=_sampler, args=(samples, ledger, stop), daemon=True)
     sampler.start()
     started = time.perf_counter()
     error = ""
@@ -92,7 +99,7 @@ def worker(args: argparse.Namespace) -> None:
     elapsed = time.perf_counter() - started
     stop.set()
     sampler.join()
-    result = {
+    return {
         "baseline_mb": baseline,
         "peak_mb": peak_rss_mb(),
         "samples": samples,
@@ -100,7 +107,6 @@ def worker(args: argparse.Namespace) -> None:
         "summary": summary,
         "error": error,
     }
-    Path(args.out).write_text(json.dumps(result, default=str))
 
 
 # -- the orchestrating process --------------------------------------------------------------------
@@ -117,6 +123,70 @@ def _at_progress(samples: list[list[float]], share: float) -> float:
     return samples[-1][1]
 
 
+def run_worker(script: Path, workdir: Path, connection: dict[str, Any]) -> dict[str, Any]:
+    """Run ``script --worker`` over the records in ``workdir``; what it measured (see :func:`sampled_execute`).
+
+    The worker reads :data:`WORKER_SOURCE` and writes :data:`WORKER_LEDGER` in ``workdir``.
+    """
+    out = workdir / "result.json"
+    command = [
+        sys.executable,
+        str(script.resolve()),
+        "--worker",
+        f"--source={workdir / WORKER_SOURCE}",
+        f"--ledger={workdir / WORKER_LEDGER}",
+        f"--dead-letter={workdir / 'dead.jsonl'}",
+        f"--connection={json.dumps(connection)}",
+        f"--out={out}",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not out.exists():
+        raise RuntimeError(f"{script.stem} worker failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(out.read_text()))
+
+
+def worker_args() -> argparse.Namespace:
+    """The options :func:`run_worker` passes to a worker process."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--worker", action="store_true")
+    for option in ("--source", "--ledger", "--dead-letter", "--connection", "--out"):
+        parser.add_argument(option, required=True)
+    return parser.parse_args()
+
+
+def memory_rows(benchmark: str, subject: str, result: dict[str, Any]) -> list[Row]:
+    """Peak RSS and its growth from 10% to 100% of the run, from what :func:`sampled_execute` measured.
+
+    :param benchmark: The rows' benchmark name.
+    :param subject: Whose memory it is, e.g. "the process running X over N records".
+    :param result: What the worker measured.
+    """
+    samples = result["samples"]
+    baseline, peak = float(result["baseline_mb"]), float(result["peak_mb"])
+    at_10, at_end = _at_progress(samples, 0.10), samples[-1][1]
+    growth = at_end - at_10
+    ran = result["summary"] is not None
+    peak_row = Row(
+        benchmark=benchmark,
+        measured=f"peak RSS (VmHWM) of {subject}",
+        ours=f"{peak:.0f} MB",
+        baseline=f"{baseline:.0f} MB (before execute)",
+        ratio=fmt_ratio(peak / baseline),
+        target=f"< {TARGET_PEAK_MB:.0f} MB",
+        passed=peak < TARGET_PEAK_MB and ran,
+    )
+    growth_row = Row(
+        benchmark=benchmark,
+        measured="RSS growth from 10% to 100% of the records (progress read from the ledger's size)",
+        ours=f"{growth:+.1f} MB ({at_10:.0f} → {at_end:.0f} MB)",
+        baseline="-",
+        ratio=fmt_ratio(at_end / at_10),
+        target=f"flat: ≤ {FLAT_MB:.0f} MB or ≤ {FLAT_SHARE:.0%}",
+        passed=growth <= max(FLAT_MB, FLAT_SHARE * at_10) and ran,
+    )
+    return [peak_row, growth_row]
+
+
 def _count_lines(path: Path) -> int:
     count = 0
     with path.open("rb") as handle:
@@ -131,26 +201,13 @@ def run(quick: bool) -> BenchResult:
     records = 100_000 if quick else 1_000_000
     with tempfile.TemporaryDirectory(prefix="crm-bench-memory-") as tmp:
         workdir = Path(tmp)
-        source, ledger, out = workdir / "orders.jsonl", workdir / "ledger.jsonl", workdir / "result.json"
+        source, ledger = workdir / WORKER_SOURCE, workdir / WORKER_LEDGER
         generate(source, records)
         with SandboxProcess() as sandbox:
             # A reported budget too large to make the hook hold back; nothing is enforced in practice.
             sandbox.configure("hubspot", {"burst_limit": 10**9, "interval_ms": 1000})
             sandbox_cpu = sandbox.cpu_seconds()
-            command = [
-                sys.executable,
-                str(Path(__file__).resolve()),
-                "--worker",
-                f"--source={source}",
-                f"--ledger={ledger}",
-                f"--dead-letter={workdir / 'dead.jsonl'}",
-                f"--connection={json.dumps(sandbox.airflow_connection('hubspot'))}",
-                f"--out={out}",
-            ]
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-            if done.returncode != 0 or not out.exists():
-                raise RuntimeError(f"memory worker failed:\n{done.stderr[-3000:]}")
-            result = json.loads(out.read_text())
+            result = run_worker(Path(__file__), workdir, sandbox.airflow_connection("hubspot"))
             stored = sandbox.count("hubspot")
             statuses = sandbox.write_statuses("hubspot")
             sandbox_rss = sandbox.rss_mb()
@@ -158,30 +215,11 @@ def run(quick: bool) -> BenchResult:
         ledger_lines = _count_lines(ledger) if ledger.exists() else 0
 
     samples, elapsed = result["samples"], float(result["elapsed_s"])
-    baseline, peak = float(result["baseline_mb"]), float(result["peak_mb"])
-    at_10, at_end = _at_progress(samples, 0.10), samples[-1][1]
-    growth = at_end - at_10
-    flat = growth <= max(FLAT_MB, FLAT_SHARE * at_10)
+    peak = float(result["peak_mb"])
     summary = result["summary"]
-    label = f"{records:,}"
-    peak_row = Row(
-        benchmark="memory",
-        measured=f"peak RSS (VmHWM) of the process running HubSpotBulkUpsertOrdersOperator over {label} JSONL "
-        "records, batches of 100, ledger on; sandbox in another process",
-        ours=f"{peak:.0f} MB",
-        baseline=f"{baseline:.0f} MB (before execute)",
-        ratio=fmt_ratio(peak / baseline),
-        target=f"< {TARGET_PEAK_MB:.0f} MB",
-        passed=peak < TARGET_PEAK_MB and summary is not None,
-    )
-    growth_row = Row(
-        benchmark="memory",
-        measured="RSS growth from 10% to 100% of the records (progress read from the ledger's size)",
-        ours=f"{growth:+.1f} MB ({at_10:.0f} → {at_end:.0f} MB)",
-        baseline="-",
-        ratio=fmt_ratio(at_end / at_10),
-        target=f"flat: ≤ {FLAT_MB:.0f} MB or ≤ {FLAT_SHARE:.0%}",
-        passed=flat and summary is not None,
+    subject = (
+        f"the process running HubSpotBulkUpsertOrdersOperator over {records:,} JSONL records, batches of 100, "
+        "ledger on; sandbox in another process"
     )
     per_batch_cpu_ms = sandbox_cpu / max(1, sum(statuses.values())) * 1000
     sampled_peak = max(sample[1] for sample in samples)
@@ -199,7 +237,7 @@ def run(quick: bool) -> BenchResult:
     ]
     if stored != records:
         notes.append(f"**{records - stored:,} records are missing from the sandbox.**")
-    return BenchResult(NAME, [peak_row, growth_row], notes, {"result": result, "stored": stored})
+    return BenchResult(NAME, memory_rows("memory", subject, result), notes, {"result": result, "stored": stored})
 
 
 def _short(summary: dict[str, Any]) -> str:
@@ -207,15 +245,18 @@ def _short(summary: dict[str, Any]) -> str:
     return ", ".join(f"{key}={summary.get(key)}" for key in keys)
 
 
-def main() -> int:
+def worker_or_standalone(
+    name: str, run: Callable[[bool], BenchResult], worker: Callable[[argparse.Namespace], None], description: str
+) -> int:
+    """A memory benchmark's entry point: the measured worker process with ``--worker``, else the benchmark."""
     if "--worker" in sys.argv:
-        parser = argparse.ArgumentParser()
-        parser.add_argument("--worker", action="store_true")
-        for option in ("--source", "--ledger", "--dead-letter", "--connection", "--out"):
-            parser.add_argument(option, required=True)
-        worker(parser.parse_args())
+        worker(worker_args())
         return 0
-    return standalone(NAME, run, __doc__ or NAME)
+    return standalone(name, run, description)
+
+
+def main() -> int:
+    return worker_or_standalone(NAME, run, worker, __doc__ or NAME)
 
 
 if __name__ == "__main__":

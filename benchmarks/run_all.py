@@ -18,6 +18,8 @@ from functools import partial
 import bench_advertised_rate
 import bench_call_overhead
 import bench_import
+import bench_kustomer_bulk_jobs
+import bench_kustomer_bulk_memory
 import bench_memory
 import bench_ordering
 import bench_peers
@@ -32,6 +34,8 @@ RUNNERS: dict[str, Callable[[bool], BenchResult]] = {
     "memory": bench_memory.run,
     "ordering": bench_ordering.run,
     "advertised_rate": bench_advertised_rate.run,
+    "kustomer_bulk_jobs": bench_kustomer_bulk_jobs.run,
+    "kustomer_bulk_memory": bench_kustomer_bulk_memory.run,
 }
 TITLES = {
     "import": "import",
@@ -41,6 +45,8 @@ TITLES = {
     "memory": "memory",
     "ordering": "ordering by key",
     "advertised_rate": "advertised rate",
+    "kustomer_bulk_jobs": "kustomer bulk jobs",
+    "kustomer_bulk_memory": "kustomer bulk jobs: memory",
 }
 
 
