@@ -344,3 +344,86 @@ def test_a_job_not_complete_by_the_timeout_leaves_its_records_owed(
     lines = read_jsonl(ledger)
     assert {(line["status"], line["error_code"]) for line in lines} == {("retry", "not_written")}
     assert all("does not hold it" in line["error_message"] for line in lines)
+
+
+# -- How many requests a job costs ------------------------------------------------------------------
+
+
+def requests_per_job(sandbox: Sandbox) -> list[int]:
+    """Requests each job cost, in submit order: its submit, and every read of ``/v1/bulk/{id}[/batches]``."""
+    job_ids = [entry.response_body["data"]["id"] for entry in bulk_submits(sandbox) if entry.status == 201]
+    reads = Counter(
+        entry.segments[2]
+        for entry in sandbox.journal("kustomer")
+        if entry.method == "GET" and entry.segments[:2] == ("v1", "bulk")
+    )
+    assert set(reads) == set(job_ids), "only submitted jobs were read"
+    return [1 + reads[job_id] for job_id in job_ids]
+
+
+def test_once_a_run_knows_how_long_jobs_take_a_job_costs_its_submit_and_one_read(
+    sandbox: Sandbox, kustomer_conn: str, tmp_path: Path
+) -> None:
+    """Kustomer counts polls against the org's per-minute budget: the worker reads a job's batches, which
+    show it done and hold its results in one answer, first when this run's earlier jobs were done."""
+    sandbox.kustomer.configure({"bulk_processing_seconds": 0.3})
+    ledger = tmp_path / "ledger.jsonl"
+
+    summary = KustomerBulkCreateKObjectsOperator(
+        task_id="t", klass_name=KLASS, records=creates(1000), ledger_path=str(ledger), max_workers=1, **FAST
+    ).execute({})
+
+    assert (summary["total"], summary["created"]) == (1000, 1000)
+    stored = stored_by_external_id(sandbox)
+    assert {line["key"]: line["remote_id"] for line in read_jsonl(ledger)} == stored, "each record settled, with its id"
+    costs = requests_per_job(sandbox)
+    assert len(costs) == 10
+    assert sum(costs[1:]) / 9 <= 2.3, f"requests per job after the first: {costs}"
+    statuses = [e for e in sandbox.journal("kustomer") if e.method == "GET" and len(e.segments) == 3]
+    assert statuses == [], "no status poll: the batches answered"
+
+
+def test_a_read_while_batches_are_pending_waits_for_them(sandbox: Sandbox, kustomer_conn: str, tmp_path: Path) -> None:
+    sandbox.kustomer.configure({"bulk_processing_seconds": 1.0, "bulk_batch_size": 10})
+    ledger = tmp_path / "ledger.jsonl"
+
+    summary = KustomerBulkCreateKObjectsOperator(
+        task_id="t", klass_name=KLASS, records=creates(30), ledger_path=str(ledger), **FAST
+    ).execute({})
+
+    assert summary["created"] == 30
+    reads = [e for e in sandbox.journal("kustomer") if e.method == "GET" and e.segments[-1:] == ("batches",)]
+    answers = [[b["attributes"]["status"] for b in read.response_body["data"]] for read in reads]
+    assert len(answers[0]) == 3 and answers[0] != ["complete"] * 3, "the first read came while batches were pending"
+    assert answers[-1] == ["complete"] * 3 and all(a != ["complete"] * 3 for a in answers[:-1]), "read until done"
+    assert {line["key"]: line["remote_id"] for line in read_jsonl(ledger)} == stored_by_external_id(sandbox)
+
+
+def test_batches_listing_fewer_items_than_sent_are_not_taken_as_done(
+    sandbox: Sandbox, kustomer_conn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kustomer does not say whether every batch is listed from the start: a list of complete batches
+    short of the items sent sends the worker to the job's status, and the results are read once it is
+    complete."""
+    from airflow_provider_crm.hooks.kustomer import KustomerHook
+
+    sandbox.kustomer.configure({"bulk_processing_seconds": 3.0, "bulk_batch_size": 10})  # batches at 1.5, 2.25, 3 s
+    listed = KustomerHook.get_bulk_results
+
+    def only_complete_batches(hook: KustomerHook, job_id: str) -> Any:  # as if the rest were not created yet
+        return [batch for batch in listed(hook, job_id) if batch.status == "complete"]
+
+    monkeypatch.setattr(KustomerHook, "get_bulk_results", only_complete_batches)
+    ledger = tmp_path / "ledger.jsonl"
+
+    summary = KustomerBulkCreateKObjectsOperator(
+        task_id="t", klass_name=KLASS, records=creates(30), ledger_path=str(ledger), poll_interval=1.6, rate_limit=0
+    ).execute({})
+
+    assert summary["created"] == 30
+    reads = [e for e in sandbox.journal("kustomer") if e.method == "GET" and e.segments[:2] == ("v1", "bulk")]
+    first = [b["attributes"]["status"] for b in reads[0].response_body["data"]]
+    assert first.count("complete") in (1, 2), f"the first read listed some batches complete, not all: {first}"
+    assert [len(e.segments) for e in reads[1:]].count(3) >= 1, "then the job's status was asked"
+    assert reads[-1].segments[-1] == "batches", "and its results read once it was complete"
+    assert {line["key"]: line["remote_id"] for line in read_jsonl(ledger)} == stored_by_external_id(sandbox)

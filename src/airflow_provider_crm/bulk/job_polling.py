@@ -13,16 +13,26 @@ request per wait instead of one per job, which matters under an org-wide per-min
 with every other integration. Were Kustomer to finish them out of order, nothing is lost: a job
 already complete answers so at its first poll. While a job shows no progress (same status, same
 ``batches.complete``) the wait grows, up to a ceiling; progress brings it back to the first wait.
+
+A worker waiting for its own jobs reads a job's batches (``GET /v1/bulk/{id}/batches``) instead of
+its status: the answer that shows the job done also holds every item's result, so a job costs a
+submit and one read when that read comes after the job finished. :func:`job_from_batches` says
+when a batches answer shows that, and :class:`JobDurationEstimate` learns how long this run's jobs
+take, so the first read of a new job comes when a typical job is done.
+
 Needs neither Airflow nor the network; the caller owns the clock and the requests.
 """
 
 from __future__ import annotations
 
 import enum
+import statistics
+import threading
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from airflow_provider_crm.models.kustomer_bulk import BulkJob
+from airflow_provider_crm.models.kustomer_bulk import JOB_COMPLETE, BulkBatch, BulkJob
 
 DEFAULT_FIRST_WAIT = 1.0
 """Seconds before asking about a job again the first time it is not complete: a small job is seen complete soon."""
@@ -31,6 +41,9 @@ DEFAULT_LONGEST_WAIT = 10.0
 DEFAULT_GROWTH = 1.5
 DEFAULT_TIMEOUT = 6 * 3600.0
 """How long jobs may take, in seconds, unless the caller says otherwise (100,000 records are 1,000 jobs)."""
+
+DEFAULT_DURATIONS_KEPT = 25
+"""Finished jobs the estimate of a job's duration is taken from: the most recent ones."""
 
 _FAILED_WORDS = frozenset({"failed", "failure", "error", "errored", "cancelled", "canceled", "aborted"})
 
@@ -56,6 +69,92 @@ def job_state(job: BulkJob) -> JobState:
     if (job.status or "").strip().lower() in _FAILED_WORDS:
         return JobState.FAILED
     return JobState.WAITING
+
+
+def job_from_batches(job_id: str, batches: Sequence[BulkBatch], items: int) -> BulkJob | None:
+    """The job as its batches show it: ``complete`` once every batch is complete and together they account
+    for all ``items`` submitted, ``running`` while a batch is not complete; ``None`` when the answer cannot tell.
+
+    Kustomer documents a batch's ``status`` as ``queued``, ``scheduled`` or ``complete``, with
+    ``successCount``, ``failureCount`` and per-item ``results``
+    (developer.kustomer.com/api/core-resources/get-bulk-operation-batches). It does not say whether
+    every batch is listed from the start, so a list of complete batches accounting for fewer items
+    than were sent is not taken as done: the caller asks ``GET /v1/bulk/{id}`` instead, as it does for
+    an empty list, a batch whose status names a failure, and a complete batch with neither counts nor
+    results.
+
+    :param job_id: The job's id.
+    :param batches: The job's batches as ``GET /v1/bulk/{id}/batches`` answered them.
+    :param items: How many items the job was submitted with.
+    """
+    if not batches or any((batch.status or "").strip().lower() in _FAILED_WORDS for batch in batches):
+        return None
+    complete = [batch for batch in batches if batch.status == JOB_COMPLETE]
+    if len(complete) < len(batches):
+        return BulkJob(id=job_id, status="running", batches_complete=len(complete), batches_total=len(batches))
+    counted = [_items_accounted(batch) for batch in batches]
+    if any(count is None for count in counted) or sum(count or 0 for count in counted) < items:
+        return None
+    return BulkJob(id=job_id, status=JOB_COMPLETE, batches_complete=len(batches), batches_total=len(batches))
+
+
+def _items_accounted(batch: BulkBatch) -> int | None:
+    """Items a complete batch reports on: its success and failure counts, else its per-item results."""
+    if batch.success_count is not None or batch.failure_count is not None:
+        return (batch.success_count or 0) + (batch.failure_count or 0)
+    return len(batch.results) if batch.results else None
+
+
+class JobDurationEstimate:
+    """How long this run's jobs take from submit to done, learnt from the jobs already finished.
+
+    A job read too soon gives the middle between the last read that saw it unfinished and the one that
+    saw it done; a job seen done at a first read made when the estimate said gives that time. A job
+    first read later than that (its worker was busy with other jobs) says only that it took less, and
+    teaches nothing. The estimate is the median of the recent figures, kept between the schedule's first
+    and longest waits: read on time, a job gives the estimate back, so it holds steady; read too soon,
+    it raises it. A job that finishes sooner than the estimate still costs one read, only some time.
+    Safe to share between the threads of one writer.
+
+    :param schedule: Bounds of the estimate (``first`` .. ``longest``), and the wait before anything is known.
+    :param kept: How many recent jobs the median is taken over.
+    :raises ValueError: When ``kept`` is not positive.
+    """
+
+    def __init__(self, schedule: PollSchedule | None = None, kept: int = DEFAULT_DURATIONS_KEPT) -> None:
+        if kept < 1:
+            raise ValueError(f"the estimate needs at least one job to learn from, got kept={kept!r}")
+        self.schedule = schedule or PollSchedule()
+        self._figures: deque[float] = deque(maxlen=kept)
+        self._lock = threading.Lock()
+
+    @property
+    def seconds(self) -> float:
+        """The expected submit-to-done time of a job: the schedule's first wait until a job has finished."""
+        with self._lock:
+            median = statistics.median(self._figures) if self._figures else self.schedule.first
+        return min(self.schedule.longest, max(self.schedule.first, median))
+
+    def first_wait(self, elapsed: float) -> float:
+        """Seconds to wait before the first read of a job submitted ``elapsed`` seconds ago.
+
+        :param elapsed: Seconds since the job was submitted (it may have waited behind other jobs).
+        """
+        return max(0.0, self.seconds - elapsed)
+
+    def observe(self, done_at: float, waiting_at: float | None = None, *, read_late: bool = False) -> None:
+        """Learn from a finished job.
+
+        :param done_at: Seconds from its submit to the read that saw it done.
+        :param waiting_at: Seconds from its submit to the last read that saw it unfinished, if any.
+        :param read_late: Whether its first read came after the estimate said (then a first read seeing it
+            done teaches nothing).
+        """
+        if waiting_at is None and read_late:
+            return
+        figure = done_at if waiting_at is None else (waiting_at + done_at) / 2
+        with self._lock:
+            self._figures.append(max(0.0, figure))
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,10 @@
 Kustomer counts one bulk request once against the org's per-minute budget, however many items it
 carries (developer.kustomer.com/docs/guides/bulk-operations). A unit of records is sent as one or
 more jobs (``POST``/``PUT /v1/klasses/{name}/bulk``), each at most :data:`BULK_MAX_ITEMS` items and
-under the connection's ``bulk_max_body_bytes``; each job is polled (``GET /v1/bulk/{id}``, see
-:func:`wait_for_job`) until ``complete``, and its batches (``GET /v1/bulk/{id}/batches``) give one
-result per item, matched by the ``_clientRef`` the item carried: the record's ledger key.
+under the connection's ``bulk_max_body_bytes``; the worker waits for each job by reading its batches
+(``GET /v1/bulk/{id}/batches``, see :func:`wait_for_job`), first when this run's jobs are usually
+done, until they show it complete; they give one result per item, matched by the ``_clientRef`` the
+item carried: the record's ledger key.
 
 Each record gets one ledger line: written with its id, refused with Kustomer's code and message,
 or, when the job does not say, settled from what Kustomer holds (looked up by external id for a
@@ -22,7 +23,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_crm.bulk.job_polling import BulkJobWatch, JobState, PollSchedule
+from airflow_provider_crm.bulk.job_polling import (
+    BulkJobWatch,
+    JobDurationEstimate,
+    JobState,
+    PollSchedule,
+    job_from_batches,
+)
 from airflow_provider_crm.bulk.ledger import CREATED, ERROR, REJECTED, RETRY, UNCHANGED, UPDATED, Outcome
 from airflow_provider_crm.bulk.runner import Item, RecordWriter
 from airflow_provider_crm.bulk.sources import BadRecord
@@ -41,6 +48,7 @@ from airflow_provider_crm.hooks.kustomer import KustomerHook
 from airflow_provider_crm.models.kustomer import KObject
 from airflow_provider_crm.models.kustomer_bulk import (
     BULK_MAX_ITEMS,
+    BulkBatch,
     BulkItemResult,
     BulkJob,
     bulk_create_items,
@@ -60,6 +68,10 @@ SUBMIT_ROUNDS = 3
 """Submits of one chunk's records: the first, and resubmits of what a lookup proved missing."""
 PAYLOAD_TOO_LARGE = 413
 
+JOBS_PER_UNIT = 5
+"""Jobs a worker submits before it waits for the first: while it waits for one, the others are processed,
+so a run's requests are limited by the org's budget rather than by how long each job takes."""
+
 DEFAULT_JOB_TIMEOUT = 3600.0
 """Seconds to wait for one job (at most 100 items) before settling its records from what Kustomer holds."""
 
@@ -67,53 +79,85 @@ DEFAULT_JOB_TIMEOUT = 3600.0
 def wait_for_job(
     hook: KustomerHook,
     job_id: str,
+    items: int,
     *,
     schedule: PollSchedule | None = None,
     timeout: float = DEFAULT_JOB_TIMEOUT,
+    estimate: JobDurationEstimate | None = None,
+    submitted_at: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> BulkJob | None:
-    """Poll ``GET /v1/bulk/{id}`` until the job is complete (returned); ``None`` once it failed, is unknown
-    or is past ``timeout``.
+) -> list[BulkBatch] | None:
+    """Wait for a job by reading its batches (``GET /v1/bulk/{id}/batches``) until they show it done, and
+    return them: the answer that shows the job done holds every item's result. ``None`` once the job
+    failed, is unknown or is past ``timeout``.
 
-    Waits follow :class:`~airflow_provider_crm.bulk.job_polling.PollSchedule` (as the triggerer's do),
-    and every poll goes through the hook's rate limiter. A poll that fails for a reason that can pass
-    (5xx, lost connection, 429 beyond the transport's retries) is tried again at the next wait; an
-    unknown job (404) or a status naming a failure gives up at once; auth and permission errors stop
-    the run.
+    The first read comes when ``estimate`` expects the job done, so a typical job costs its submit and
+    this one read of the org's per-minute budget; later waits follow the schedule (as the triggerer's
+    do). A batches answer that cannot tell whether the job is done
+    (:func:`~airflow_provider_crm.bulk.job_polling.job_from_batches`) turns the wait to
+    ``GET /v1/bulk/{id}``, with the batches read once that says ``complete``. A read that fails for a
+    reason that can pass (5xx, lost connection, 429 beyond the transport's retries) is tried again at
+    the next wait; an unknown job (404) or a status naming a failure gives up at once; auth and
+    permission errors stop the run.
 
     :param hook: The hook the job was submitted through.
     :param job_id: The job's id.
-    :param schedule: The waits between polls (default :class:`~airflow_provider_crm.bulk.job_polling.PollSchedule`).
+    :param items: How many items the job was submitted with (its batches must account for them all).
+    :param schedule: The waits between reads (default :class:`~airflow_provider_crm.bulk.job_polling.PollSchedule`).
     :param timeout: Seconds after which the job is given up on.
+    :param estimate: How long jobs take; it learns from this one once done (default: the schedule's first wait).
+    :param submitted_at: When the job was submitted, on ``clock`` (default: now).
     :param sleep: How to wait (a test may pass a fake).
     :param clock: A monotonic clock in seconds.
     """
     watch = BulkJobWatch([job_id], schedule)
+    estimate = estimate or JobDurationEstimate(watch.schedule)
+    start = clock() if submitted_at is None else submitted_at
     deadline = clock() + timeout
+    wait, by_status, waiting_at = estimate.first_wait(clock() - start), False, None
+    read_late = wait == 0
     while True:
-        sleep(min(watch.wait(), max(0.0, deadline - clock())))
+        sleep(min(wait, max(0.0, deadline - clock())))
+        asked_at = clock() - start
         try:
-            job = hook.get_bulk(job_id)
+            batches = None if by_status else hook.get_bulk_results(job_id)
+            job = None if batches is None else job_from_batches(job_id, batches, items)
+            if job is None:
+                by_status, batches, job = True, None, hook.get_bulk(job_id)
         except SYSTEMIC:
             raise
         except CrmNotFoundError:
             log.warning("Kustomer bulk job %s is unknown to Kustomer; settling its records by lookup", job_id)
             return None
         except CrmError as exc:
-            log.warning("polling Kustomer bulk job %s failed (%s); trying again", job_id, exc)
+            log.warning("reading Kustomer bulk job %s failed (%s); trying again", job_id, exc)
         else:
             state = watch.record(job)
             if state is JobState.DONE:
-                return job
+                estimate.observe(asked_at, waiting_at, read_late=read_late)
+                return batches if batches is not None else _batches_once_done(hook, job_id)
             if state is JobState.FAILED:
                 log.warning("Kustomer bulk job %s ended %r; settling its records by lookup", job_id, job.status)
                 return None
+            waiting_at = asked_at
         if clock() >= deadline:
             log.warning(
                 "Kustomer bulk job %s not complete after %.0f s; settling its records by lookup", job_id, timeout
             )
             return None
+        wait = watch.wait()
+
+
+def _batches_once_done(hook: KustomerHook, job_id: str) -> list[BulkBatch]:
+    """The batches of a job its status showed complete; none when they cannot be read (records are looked up)."""
+    try:
+        return waiting_out_rate_limits(lambda: hook.get_bulk_results(job_id))
+    except (*SYSTEMIC, CrmRateLimitError):
+        raise
+    except CrmError as exc:
+        log.warning("reading the results of Kustomer bulk job %s failed (%s); looking records up", job_id, exc)
+        return []
 
 
 @dataclass
@@ -122,6 +166,8 @@ class Submitted:
 
     jobs: list[tuple[str, list[Item]]] = field(default_factory=list)
     settled: dict[int, Outcome] = field(default_factory=dict)
+    submitted_at: dict[str, float] = field(default_factory=dict)
+    """When each job was accepted, on :func:`time.monotonic`."""
 
 
 class KustomerJobWriting:
@@ -132,7 +178,7 @@ class KustomerJobWriting:
     and :meth:`after_unknown_submit`.
     """
 
-    batch_size = BULK_MAX_ITEMS
+    batch_size = JOBS_PER_UNIT * BULK_MAX_ITEMS
     hook: KustomerHook
     klass_name: str
     on_submitted: Callable[[str, list[Item]], None] | None = None
@@ -160,6 +206,8 @@ class KustomerJobWriting:
         self.schedule = schedule
         self.timeout = timeout
         self._max_body_bytes = max_body_bytes
+        self.durations = JobDurationEstimate(schedule)
+        """How long this writer's jobs take: when to read a new job the first time."""
 
     @property
     def job_writer(self) -> KustomerJobWriting:
@@ -223,14 +271,15 @@ class KustomerJobWriting:
     # -- the unit --------------------------------------------------------------------------------
 
     def write(self, items: list[Item]) -> list[Outcome]:
-        """Write a unit (at most :attr:`batch_size` records) as one or more jobs; one outcome per record.
+        """Write a unit (at most :attr:`batch_size` records) as jobs of at most 100, submitted before the
+        first is waited for; one outcome per record.
 
         :param items: The unit's records; their keys are unique in the unit (the runner's key gate).
         """
         submitted = self.submit_unit(items)
         outcomes = dict(submitted.settled)
         for job_id, chunk in submitted.jobs:
-            outcomes.update(self.collect(chunk, job_id))
+            outcomes.update(self.collect(chunk, job_id, submitted_at=submitted.submitted_at.get(job_id)))
         return [outcomes[item.index] for item in items]
 
     def submit_unit(self, items: list[Item]) -> Submitted:
@@ -245,7 +294,8 @@ class KustomerJobWriting:
         return submitted
 
     def _chunks(self, items: list[Item], outcomes: dict[int, Outcome]) -> Iterator[list[Item]]:
-        """Runs of items whose bulk body stays under the cap; an item over the cap alone is refused."""
+        """Runs of at most :data:`BULK_MAX_ITEMS` items whose bulk body stays under the cap; an item over the
+        cap alone is refused."""
         chunk: list[Item] = []
         size = len(b"[]")
         for item in items:
@@ -255,7 +305,7 @@ class KustomerJobWriting:
                 outcomes[item.index] = _rejected(item, "payload_too_large", message)
                 continue
             added = item_size + (len(b", ") if chunk else 0)
-            if chunk and size + added > self.max_body_bytes:
+            if chunk and (size + added > self.max_body_bytes or len(chunk) >= BULK_MAX_ITEMS):
                 yield chunk
                 chunk, size, added = [], len(b"[]"), item_size
             chunk.append(item)
@@ -289,40 +339,52 @@ class KustomerJobWriting:
                 submitted.settled.update({item.index: refused_outcome(item, REJECTED, exc) for item in pending})
                 return
             submitted.jobs.append((job.id, pending))
+            submitted.submitted_at[job.id] = time.monotonic()
             if self.on_submitted is not None:
                 self.on_submitted(job.id, pending)
             return
         reason = f"still not written after {SUBMIT_ROUNDS} submits whose outcome was unknown"
         submitted.settled.update({item.index: self.unsettled(item, reason) for item in pending})
 
-    def collect(self, chunk: list[Item], job_id: str, *, timeout: float | None = None) -> dict[int, Outcome]:
+    def collect(
+        self, chunk: list[Item], job_id: str, *, timeout: float | None = None, submitted_at: float | None = None
+    ) -> dict[int, Outcome]:
         """Wait for the job to complete and turn each item's result into the record's outcome.
 
         :param chunk: The records the job was submitted with.
         :param job_id: The id of the job the submit answered.
         :param timeout: Seconds to wait for the job (default the writer's); 0 asks once.
+        :param submitted_at: When the job was accepted, on :func:`time.monotonic` (default: now).
         """
-        done = wait_for_job(
-            self.hook, job_id, schedule=self.schedule, timeout=self.timeout if timeout is None else timeout
+        batches = wait_for_job(
+            self.hook,
+            job_id,
+            len(chunk),
+            schedule=self.schedule,
+            timeout=self.timeout if timeout is None else timeout,
+            estimate=self.durations,
+            submitted_at=submitted_at,
         )
-        return self.settle_job(chunk, job_id, complete=done is not None)
+        return self.settle_from(chunk, job_id, batches or [])
 
     def settle_job(self, chunk: list[Item], job_id: str, *, complete: bool) -> dict[int, Outcome]:
         """Each record's outcome from the results of its job (read when ``complete``), else from what
-        Kustomer holds: the one way records are settled, whether the worker or the triggerer waited.
+        Kustomer holds: the way records are settled after the triggerer waited.
 
         :param chunk: The records the job was submitted with.
         :param job_id: The job's id.
         :param complete: Whether the job is known to be complete (its results are read).
         """
-        results: dict[str, BulkItemResult] = {}
-        if complete:
-            try:
-                results = results_by_client_ref(waiting_out_rate_limits(lambda: self.hook.get_bulk_results(job_id)))
-            except (*SYSTEMIC, CrmRateLimitError):
-                raise
-            except CrmError as exc:
-                log.warning("reading the results of Kustomer bulk job %s failed (%s); looking records up", job_id, exc)
+        return self.settle_from(chunk, job_id, _batches_once_done(self.hook, job_id) if complete else [])
+
+    def settle_from(self, chunk: list[Item], job_id: str, batches: list[BulkBatch]) -> dict[int, Outcome]:
+        """Each record's outcome from its result in ``batches``, else from what Kustomer holds.
+
+        :param chunk: The records the job was submitted with.
+        :param job_id: The job's id.
+        :param batches: The job's batches once complete; none when it is not known complete.
+        """
+        results = results_by_client_ref(batches)
         return {item.index: self._settle(item, results.get(item.key), job_id) for item in chunk}
 
     def _settle(self, item: Item, result: BulkItemResult | None, job_id: str) -> Outcome:
