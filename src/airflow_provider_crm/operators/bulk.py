@@ -234,7 +234,8 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
     :param klass_name: The KObject klass to write. (templated)
     :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
     :param mode: ``bulk_job`` (default) or ``per_record``.
-    :param poll_interval: Seconds before the first poll of a job; later polls wait longer, up to 10 s.
+    :param poll_interval: The shortest wait before a job is first read (the run learns how long jobs take);
+        later reads wait longer, up to 10 s.
     :param job_timeout: Seconds to wait for a job to complete before settling its records by lookup.
     :param deferrable: Wait for the jobs in the triggerer; default ``[operators] default_deferrable``
         (``False`` when unset).
