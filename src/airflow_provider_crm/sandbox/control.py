@@ -24,7 +24,7 @@ from airflow_provider_crm.sandbox.messages import (
     loads_strict,
     parse_query,
 )
-from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.routing import Router, route
 
 CONTROL_PREFIX = "/_sandbox"
 
@@ -74,20 +74,7 @@ class ControlApi:
 
     def __init__(self, sandbox: SandboxParts) -> None:
         self._sandbox = sandbox
-        self._router = Router()
-        add = self._router.add
-        add("GET", "/health", self._health)
-        add("GET", "/journal", self._journal)
-        add("GET", "/state/{vendor}", self._state)
-        add("POST", "/reset", self._reset)
-        add("GET", "/faults", self._list_faults)
-        add("DELETE", "/faults", self._clear_faults)
-        add("POST", "/faults/{vendor}", self._add_fault)
-        add("GET", "/config/{vendor}", self._config)
-        add("POST", "/config/{vendor}", self._configure)
-        add("GET", "/chaos/{vendor}", self._chaos)
-        add("POST", "/chaos/{vendor}", self._start_chaos)
-        add("DELETE", "/chaos/{vendor}", self._stop_chaos)
+        self._router = Router.serving(self)
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> SandboxResponse:
         """Answer a control request; ``path`` is relative to :data:`CONTROL_PREFIX`."""
@@ -139,34 +126,41 @@ class ControlApi:
         except ValueError as exc:
             raise _ControlError(400, str(exc)) from exc
 
+    @route("GET", "/health")
     def _health(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendors = {name: {"path": f"/{name}"} for name in self._sandbox.apps}
         return json_response(200, {"status": "ok", "vendors": vendors})
 
+    @route("GET", "/journal")
     def _journal(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = self._vendor_filter(request)
         writes_only = (request.query_value("writes") or "").lower() in _TRUE
         entries = self._sandbox.journal.entries(vendor, writes_only=writes_only)
         return json_response(200, {"entries": [entry.to_dict() for entry in entries]})
 
+    @route("GET", "/state/{vendor}")
     def _state(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         app = self._app(params["vendor"])
         with app.lock:
             return json_response(200, app.snapshot())
 
+    @route("POST", "/reset")
     def _reset(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = self._vendor_filter(request)
         self._sandbox.reset(vendor)
         return json_response(200, {"reset": vendor or "all"})
 
+    @route("GET", "/faults")
     def _list_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         pending = self._sandbox.faults.pending(self._vendor_filter(request))
         return json_response(200, {"faults": [{"vendor": vendor, **fault.to_dict()} for vendor, fault in pending]})
 
+    @route("DELETE", "/faults")
     def _clear_faults(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         self._sandbox.faults.clear(self._vendor_filter(request))
         return json_response(200, {"faults": []})
 
+    @route("POST", "/faults/{vendor}")
     def _add_fault(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)
@@ -174,9 +168,11 @@ class ControlApi:
         self._sandbox.faults.add(vendor, fault)
         return json_response(201, {"vendor": vendor, **fault.to_dict()})
 
+    @route("GET", "/config/{vendor}")
     def _config(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         return json_response(200, self._app(params["vendor"]).config())
 
+    @route("POST", "/config/{vendor}")
     def _configure(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         app = self._app(params["vendor"])
         return json_response(200, self._parsed(request, app.configure))
@@ -195,17 +191,20 @@ class ControlApi:
             },
         )
 
+    @route("GET", "/chaos/{vendor}")
     def _chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)
         return self._chaos_report(vendor)
 
+    @route("POST", "/chaos/{vendor}")
     def _start_chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)
         self._sandbox.chaos.set(vendor, self._parsed(request, chaos_from_dict))
         return self._chaos_report(vendor, 201)
 
+    @route("DELETE", "/chaos/{vendor}")
     def _stop_chaos(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         vendor = params["vendor"]
         self._app(vendor)

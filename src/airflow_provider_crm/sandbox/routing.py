@@ -4,6 +4,11 @@ Routes match on already-decoded path segments, so an encoded ``/`` inside an id 
 select a different route. A pattern segment is a literal (``klasses``), a placeholder
 (``{name}``) or a literal prefix plus placeholder (``externalId={external_id}``); placeholders
 never match an empty segment.
+
+Handlers declare their routes where they are defined, with :func:`route`, and
+:meth:`Router.serving` collects them from an app. When two patterns match the same path, the more
+specific one wins (a literal segment before a prefixed placeholder before a bare one), so the
+order in which handlers are written does not matter.
 """
 
 from __future__ import annotations
@@ -11,10 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from airflow_provider_crm.sandbox.messages import SandboxRequest, SandboxResponse
 
 Handler = Callable[[SandboxRequest, dict[str, str]], SandboxResponse]
+HandlerMethod = TypeVar("HandlerMethod", bound=Callable[..., SandboxResponse])
+
+_DECLARED = "_sandbox_routes"
 
 _PLACEHOLDER = re.compile(r"^(?P<prefix>[^{}]*)\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -30,6 +39,29 @@ class _Segment:
         if segment.startswith(self.literal) and len(segment) > len(self.literal):
             return segment[len(self.literal) :]
         return None
+
+    @property
+    def generality(self) -> int:
+        """0 for a literal, 1 for a prefixed placeholder, 2 for a bare one."""
+        if self.placeholder is None:
+            return 0
+        return 1 if self.literal else 2
+
+
+def route(method: str, pattern: str, roles: Sequence[str] = ()) -> Callable[[HandlerMethod], HandlerMethod]:
+    """Declare that the decorated handler method serves ``method pattern``; stack it for several routes.
+
+    :param method: The HTTP method.
+    :param pattern: The path pattern, e.g. ``/v1/klasses/{klass}/{kobject_id}``.
+    :param roles: Roles (or scopes) of which any one grants access; empty: no check.
+    """
+
+    def declare(handler: HandlerMethod) -> HandlerMethod:
+        declared: list[tuple[str, str, tuple[str, ...]]] = getattr(handler, _DECLARED, [])
+        setattr(handler, _DECLARED, [(method.upper(), pattern, tuple(roles)), *declared])
+        return handler
+
+    return declare
 
 
 def _compile(pattern: str) -> tuple[_Segment, ...]:
@@ -73,17 +105,31 @@ class Route:
 
 
 class Router:
-    """Ordered routes; the first match wins, so list specific patterns before generic ones."""
+    """Routes tried most specific first, so the order they are given in does not matter."""
 
     def __init__(self, routes: Sequence[Route] = ()) -> None:
-        self._routes: list[Route] = list(routes)
+        self._routes = sorted(routes, key=lambda route: tuple(segment.generality for segment in route.compiled))
 
-    def add(self, method: str, pattern: str, handler: Handler, roles: Sequence[str] = ()) -> None:
-        """Append a route."""
-        self._routes.append(Route(method.upper(), pattern, handler, tuple(roles)))
+    @classmethod
+    def serving(cls, app: object) -> Router:
+        """The routes that ``app``'s handler methods declare with :func:`route`.
+
+        :param app: The object whose class (or a base class) defines the handlers.
+        """
+        routes: list[Route] = []
+        seen: set[str] = set()
+        for owner in type(app).__mro__:
+            for name, member in vars(owner).items():
+                declared = getattr(member, _DECLARED, None)
+                if declared is None or name in seen:
+                    continue
+                seen.add(name)
+                handler = getattr(app, name)
+                routes.extend(Route(method, pattern, handler, roles) for method, pattern, roles in declared)
+        return cls(routes)
 
     def match(self, method: str, segments: Sequence[str]) -> tuple[Route, dict[str, str]] | None:
-        """The first matching route and its parameters."""
+        """The most specific matching route and its parameters."""
         for route in self._routes:
             params = route.match(method, segments)
             if params is not None:

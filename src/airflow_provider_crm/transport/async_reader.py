@@ -49,26 +49,36 @@ def as_requests_response(response: httpx.Response, content: bytes) -> requests.R
     return converted
 
 
-@dataclass
-class AsyncJsonReader:
-    """Sends ``GET`` requests for one connection over one pooled ``httpx.AsyncClient``; use ``async with``.
+@dataclass(frozen=True)
+class ReadEndpoint:
+    """The connection facts a reader needs, read once from the Airflow connection.
 
     :param base_url: The API's base URL, checked as the hook checks it.
-    :param rules: The vendor's rules: error envelopes, waits, rate-limit headers.
     :param token: The bearer token; registered with the masker by whoever read it, never logged here.
     :param timeouts: Connect and read timeouts.
     :param retry: Attempts per read and bounds on the waits between them.
     :param verify: TLS certificate verification.
-    :param min_interval: Seconds at least between the starts of two requests (0: no spacing).
-    :param conn_id: The Airflow connection, named by a 401 or 403.
     """
 
     base_url: str
-    rules: VendorRules
     token: str = field(repr=False)
     timeouts: Timeouts = field(default_factory=Timeouts)
     retry: RetrySettings = field(default_factory=RetrySettings)
     verify: bool = True
+
+
+@dataclass
+class AsyncJsonReader:
+    """Sends ``GET`` requests for one connection over one pooled ``httpx.AsyncClient``; use ``async with``.
+
+    :param endpoint: Where to read, with which token, timeouts, retries and TLS check.
+    :param rules: The vendor's rules: error envelopes, waits, rate-limit headers.
+    :param min_interval: Seconds at least between the starts of two requests (0: no spacing).
+    :param conn_id: The Airflow connection, named by a 401 or 403.
+    """
+
+    endpoint: ReadEndpoint
+    rules: VendorRules
     min_interval: float = 0.0
     conn_id: str | None = None
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
@@ -78,11 +88,16 @@ class AsyncJsonReader:
     _not_before: float = field(default=0.0, init=False, repr=False)
 
     async def __aenter__(self) -> AsyncJsonReader:
+        endpoint = self.endpoint
         self._client = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers={"User-Agent": USER_AGENT, "Accept": "application/json", "Authorization": f"Bearer {self.token}"},
-            timeout=httpx.Timeout(self.timeouts.read, connect=self.timeouts.connect),
-            verify=self.verify,
+            base_url=endpoint.base_url,
+            headers={
+                "User-Agent": USER_AGENT,
+                "Accept": "application/json",
+                "Authorization": f"Bearer {endpoint.token}",
+            },
+            timeout=httpx.Timeout(endpoint.timeouts.read, connect=endpoint.timeouts.connect),
+            verify=endpoint.verify,
             follow_redirects=False,
         )
         return self
@@ -95,12 +110,13 @@ class AsyncJsonReader:
             self._client = None
 
     async def get_json(self, path: str) -> Any:
-        """``GET`` a path and return its JSON body, retrying within :attr:`retry`.
+        """``GET`` a path and return its JSON body, retrying within the endpoint's ``retry``.
 
         :param path: Built with :func:`~airflow_provider_crm.transport.paths.api_path`.
         :raises CrmApiError: The vendor's refusal, typed by status (a 429 or 5xx once the retries are spent).
         :raises CrmConnectionError: When no answer came, after the retries.
         """
+        retry = self.endpoint.retry
         waited = 0.0
         attempt = 0
         while True:
@@ -110,7 +126,7 @@ class AsyncJsonReader:
                 return outcome.body
             if outcome.disposition is Disposition.FINAL:
                 raise outcome.error
-            if attempt >= self.retry.max_attempts or waited + outcome.wait > self.retry.max_total_wait:
+            if attempt >= retry.max_attempts or waited + outcome.wait > retry.max_total_wait:
                 raise outcome.error
             log.warning(
                 "%s GET %s: %s; retrying in %.2fs (attempt %d of %d)",
@@ -119,7 +135,7 @@ class AsyncJsonReader:
                 _reason(outcome.error),
                 outcome.wait,
                 attempt + 1,
-                self.retry.max_attempts,
+                retry.max_attempts,
             )
             await self.sleep(outcome.wait)
             waited += outcome.wait
@@ -134,15 +150,15 @@ class AsyncJsonReader:
             error = CrmConnectionError(
                 f"GET {path}: {_describe(exc)}", vendor=self.rules.vendor, sent=not never_sent, cause=exc
             )
-            return _Failure(error, Disposition.MAYBE_APPLIED, backoff_delay(attempt, self.retry, self.rng))
+            return _Failure(error, Disposition.MAYBE_APPLIED, backoff_delay(attempt, self.endpoint.retry, self.rng))
         pause = self.rules.pause_after(response)
         if pause > 0:
-            self._not_before = max(self._not_before, sent_at + min(pause, self.retry.max_single_wait))
+            self._not_before = max(self._not_before, sent_at + min(pause, self.endpoint.retry.max_single_wait))
         refusal = self.rules.error_for(response, conn_id=self.conn_id)
         if refusal is not None:
             hinted = self.rules.retry_wait(refusal)
-            wait = backoff_delay(attempt, self.retry, self.rng) if hinted is None else hinted
-            return _Failure(refusal, self.rules.disposition(refusal), min(wait, self.retry.max_single_wait))
+            wait = backoff_delay(attempt, self.endpoint.retry, self.rng) if hinted is None else hinted
+            return _Failure(refusal, self.rules.disposition(refusal), min(wait, self.endpoint.retry.max_single_wait))
         body = json_or_none(response)
         if body is None:
             garbled = CrmServerError(
@@ -152,7 +168,7 @@ class AsyncJsonReader:
                 code="invalid_response_body",
                 body_excerpt=excerpt(response.text),
             )
-            return _Failure(garbled, Disposition.MAYBE_APPLIED, backoff_delay(attempt, self.retry, self.rng))
+            return _Failure(garbled, Disposition.MAYBE_APPLIED, backoff_delay(attempt, self.endpoint.retry, self.rng))
         return _Body(body)
 
     async def _send(self, path: str) -> requests.Response:

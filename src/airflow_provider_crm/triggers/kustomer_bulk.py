@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -29,8 +29,8 @@ from airflow_provider_crm.errors import (
 )
 from airflow_provider_crm.hooks.kustomer import KustomerHook, KustomerRules, bulk_job_path
 from airflow_provider_crm.models.kustomer_bulk import BulkJob
-from airflow_provider_crm.transport import Disposition, RetrySettings, Timeouts
-from airflow_provider_crm.transport.async_reader import AsyncJsonReader
+from airflow_provider_crm.transport import Disposition
+from airflow_provider_crm.transport.async_reader import AsyncJsonReader, ReadEndpoint
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +45,7 @@ _RULES = KustomerRules()
 class _PollConnection:
     """What the polls need from the Airflow connection, read the way :class:`KustomerHook` reads it."""
 
-    base_url: str
-    token: str = field(repr=False)
-    timeouts: Timeouts
-    retry: RetrySettings
-    verify: bool
+    endpoint: ReadEndpoint
     rate: float | None
 
     @classmethod
@@ -59,14 +55,9 @@ class _PollConnection:
         :param conn_id: The Airflow connection of type ``kustomer``.
         """
         hook = KustomerHook(kustomer_conn_id=conn_id)
-        return cls(
-            base_url=hook.base_url(),
-            token=hook.token(),
-            timeouts=hook.timeouts(),
-            retry=hook.retry_settings(),
-            verify=hook.bool_extra("verify_ssl", True),
-            rate=hook.rate_limit(),
-        )
+        verify = hook.bool_extra("verify_ssl", True)
+        endpoint = ReadEndpoint(hook.base_url(), hook.token(), hook.timeouts(), hook.retry_settings(), verify)
+        return cls(endpoint, hook.rate_limit())
 
 
 class KustomerBulkJobTrigger(BaseTrigger):
@@ -92,6 +83,12 @@ class KustomerBulkJobTrigger(BaseTrigger):
       ``failed`` (the job's status names a failure), ``refused`` (another 4xx), ``unreadable``
       (an answer without a job) or ``configuration`` (the connection is unusable); ``job_id`` is
       the job it concerns.
+
+    The trigger asks for each job's status (``GET /v1/bulk/{id}``) and leaves the results to
+    ``execute_complete``: Airflow stores a trigger's event with the task instance (its
+    ``next_kwargs``), so an event must stay small, while the batches of one job carry up to 100
+    per-item results. A deferred job therefore costs its submit, its status polls and one read of
+    its batches: one request more than a job the worker waits for by reading its batches.
 
     The connection is read in a worker thread, the way the hook reads it (region host, port,
     ``verify_ssl``, timeouts, ``max_attempts``), because reading extras may block (Airflow masks
@@ -159,19 +156,10 @@ class KustomerBulkJobTrigger(BaseTrigger):
         interval = 1.0 / self.max_polls_per_second
         if connection.rate:
             interval = max(interval, 1.0 / connection.rate)
-        reader = AsyncJsonReader(
-            base_url=connection.base_url,
-            rules=_RULES,
-            token=connection.token,
-            timeouts=connection.timeouts,
-            retry=connection.retry,
-            verify=connection.verify,
-            min_interval=interval,
-            conn_id=self.conn_id,
-        )
+        reader = AsyncJsonReader(connection.endpoint, _RULES, min_interval=interval, conn_id=self.conn_id)
         async with reader:
             event = await self._follow(reader, watch)
-        yield _without(event, connection.token)
+        yield _without(event, connection.endpoint.token)
 
     async def _follow(self, reader: AsyncJsonReader, watch: BulkJobWatch) -> TriggerEvent:
         """Ask about the oldest unfinished job until none is left; the event that ends the wait."""

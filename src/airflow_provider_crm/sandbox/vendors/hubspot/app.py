@@ -40,7 +40,7 @@ from airflow_provider_crm.sandbox.messages import (
     format_seconds,
     json_response,
 )
-from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.routing import Router, route
 from airflow_provider_crm.sandbox.vendors.hubspot.batch import (
     GROUPED,
     error_style,
@@ -178,16 +178,7 @@ class HubSpotApp(VendorApp):
         self._state = HubSpotState(self.lock, clock=lambda: self.wall_clock())
         self._limits = HubSpotLimits(monotonic=lambda: self.monotonic_clock(), wall=lambda: self.wall_clock())
         self._writes = OrderWrites(self._state, self.catalogue)
-        self._router = Router()
-        add = self._router.add
-        add("POST", "/oauth/v1/token", self._issue_token)
-        add("GET", ORDERS, self._list, (SCOPE_READ,))
-        add("POST", ORDERS, self._create, (SCOPE_WRITE,))
-        add("POST", ORDERS + "/batch/update", self._batch_update, (SCOPE_WRITE,))
-        add("POST", ORDERS + "/batch/upsert", self._batch_upsert, (SCOPE_WRITE,))
-        add("POST", ORDERS + "/batch/read", self._batch_read, (SCOPE_READ,))
-        add("GET", ORDERS + "/{order_id}", self._get, (SCOPE_READ,))
-        add("PATCH", ORDERS + "/{order_id}", self._update, (SCOPE_WRITE,))
+        self._router = Router.serving(self)
 
     @property
     def state(self) -> HubSpotState:
@@ -421,6 +412,7 @@ class HubSpotApp(VendorApp):
 
     # Route handlers.
 
+    @route("POST", "/oauth/v1/token")
     def _issue_token(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         form = dict(parse_qsl(request.body.decode("utf-8", errors="replace"), keep_blank_values=True))
         problem: tuple[str, str] | None = None
@@ -447,6 +439,7 @@ class HubSpotApp(VendorApp):
             stored=True,
         )
 
+    @route("GET", ORDERS, (SCOPE_READ,))
     def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         limit_text = request.query_value("limit")
         after_text = request.query_value("after")
@@ -468,6 +461,7 @@ class HubSpotApp(VendorApp):
             body["paging"] = {"next": {"after": after, "link": f"{ORDERS}?limit={limit}&after={after}"}}
         return json_response(200, body)
 
+    @route("GET", ORDERS + "/{order_id}", (SCOPE_READ,))
     def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         resolved = self._writes.resolve(params["order_id"], request.query_value("idProperty"))
         if isinstance(resolved, WriteError):
@@ -476,6 +470,7 @@ class HubSpotApp(VendorApp):
         assert record is not None  # resolved above, under the same lock
         return json_response(200, render_order(record, requested=requested_properties(request)))
 
+    @route("POST", ORDERS, (SCOPE_WRITE,))
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         try:
             properties = parse_object_input(self._json(request), create=True)
@@ -486,6 +481,7 @@ class HubSpotApp(VendorApp):
             return self._write_error(request, outcome)
         return json_response(201, render_order(outcome), stored=True)
 
+    @route("PATCH", ORDERS + "/{order_id}", (SCOPE_WRITE,))
     def _update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         try:
             properties = parse_object_input(self._json(request))
@@ -496,9 +492,11 @@ class HubSpotApp(VendorApp):
             return self._write_error(request, outcome)
         return json_response(200, render_order(outcome, cleared=cleared_names(properties)), stored=True)
 
+    @route("POST", ORDERS + "/batch/update", (SCOPE_WRITE,))
     def _batch_update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         return self._batch(request, upsert=False)
 
+    @route("POST", ORDERS + "/batch/upsert", (SCOPE_WRITE,))
     def _batch_upsert(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         return self._batch(request, upsert=True)
 
@@ -514,6 +512,7 @@ class HubSpotApp(VendorApp):
         status, body = run_batch(self._writes, inputs, upsert=upsert, started=started, style=self.batch_errors)
         return json_response(status, body, stored=bool(body["results"]))
 
+    @route("POST", ORDERS + "/batch/read", (SCOPE_READ,))
     def _batch_read(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         started = utc_now_iso()
         try:

@@ -36,7 +36,7 @@ from airflow_provider_crm.sandbox.messages import (
     format_seconds,
     json_response,
 )
-from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.routing import Router, route
 from airflow_provider_crm.sandbox.vendors.kaiten.errors import (
     CUSTOMER_NOT_FOUND,
     DELETE_NOT_FOUND,
@@ -144,13 +144,7 @@ class KaitenApp(VendorApp):
         super().__init__(token)
         self.service_account: dict[str, str] = {"id": str(uuid.uuid4()), "name": "sandbox-service-account"}
         self._state = KaitenState(self.lock)
-        self._router = Router()
-        add = self._router.add
-        add("GET", "/api/customers", self._list, (READ_CUSTOMERS,))
-        add("POST", "/api/customers", self._create, (WRITE_CUSTOMERS,))
-        add("GET", "/api/customers/{slug}", self._get, (READ_CUSTOMERS,))
-        add("PUT", "/api/customers/{slug}", self._replace, (WRITE_CUSTOMERS,))
-        add("DELETE", "/api/customers/{slug}", self._delete, (WRITE_CUSTOMERS,))
+        self._router = Router.serving(self)
 
     @property
     def state(self) -> KaitenState:
@@ -312,6 +306,7 @@ class KaitenApp(VendorApp):
 
     # Route handlers.
 
+    @route("GET", "/api/customers", (READ_CUSTOMERS,))
     def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         limit = parse_limit(request.query_value("limit"))
         if isinstance(limit, ErrorDetail):
@@ -329,6 +324,7 @@ class KaitenApp(VendorApp):
             page["nextCursor"] = encode_cursor(last)
         return json_response(200, page)
 
+    @route("POST", "/api/customers", (WRITE_CUSTOMERS,))
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         body = valid_object(self._json_object(request), validate_create, partial(self._invalid, request))
         if isinstance(body, SandboxResponse):
@@ -347,12 +343,14 @@ class KaitenApp(VendorApp):
         response.headers["Location"] = f"/api/customers/{slug}"
         return response
 
+    @route("GET", "/api/customers/{slug}", (READ_CUSTOMERS,))
     def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         record = self._state.get(params["slug"])
         if record is None:
             return self._missing(request, params["slug"])
         return json_response(200, self.render(record))
 
+    @route("PUT", "/api/customers/{slug}", (WRITE_CUSTOMERS,))
     def _replace(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         slug = params["slug"]
         body = valid_object(self._json_object(request), validate_replace, partial(self._invalid, request))
@@ -369,6 +367,7 @@ class KaitenApp(VendorApp):
             return self._missing(request, slug, UPDATE_NOT_FOUND)
         return SandboxResponse(204, stored=True)
 
+    @route("DELETE", "/api/customers/{slug}", (WRITE_CUSTOMERS,))
     def _delete(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         if not self._state.delete(params["slug"]):
             return self._missing(request, params["slug"], DELETE_NOT_FOUND)

@@ -46,7 +46,7 @@ from airflow_provider_crm.sandbox.messages import (
     format_seconds,
     json_response,
 )
-from airflow_provider_crm.sandbox.routing import Router
+from airflow_provider_crm.sandbox.routing import Router, route
 from airflow_provider_crm.sandbox.vendors.kustomer.bulk import BulkJobs, Operation
 from airflow_provider_crm.sandbox.vendors.kustomer.bulk_documents import batches_document, job_document, job_summary
 from airflow_provider_crm.sandbox.vendors.kustomer.bulk_requests import read_bulk_items
@@ -143,21 +143,7 @@ class KustomerApp(VendorApp):
         self._creates = SlidingWindowLimiter()
         self.monotonic_clock: Callable[[], float] = time.monotonic
         self._bulk = BulkJobs(self._state, self.lock, clock=lambda: self.monotonic_clock())
-        self._router = Router()
-        add = self._router.add
-        add("GET", "/v1/auth/tokens/current", self._current_token)
-        add("POST", "/v1/klasses/{klass}/bulk", self._bulk_create, ROLES_CREATE)
-        add("PUT", "/v1/klasses/{klass}/bulk", self._bulk_update, ROLES_UPDATE)
-        add("GET", "/v1/bulk/{job_id}", self._bulk_job, ROLES_BULK_READ)
-        add("GET", "/v1/bulk/{job_id}/batches", self._bulk_batches, ROLES_BULK_READ)
-        add("GET", "/v1/klasses/{klass}", self._list, ROLES_KLASS_READ)
-        add("POST", "/v1/klasses/{klass}", self._create, ROLES_CREATE)
-        add("GET", "/v1/klasses/{klass}/externalId={external_id}", self._get_by_external_id, ROLES_READ)
-        add("GET", "/v1/klasses/{klass}/{kobject_id}", self._get, ROLES_READ)
-        add("PUT", "/v1/klasses/{klass}/{kobject_id}", self._update, ROLES_UPDATE)
-        add("DELETE", "/v1/klasses/{klass}/{kobject_id}", self._delete, ROLES_DELETE)
-        add("GET", "/v1/customers/{customer}/klasses/{klass}", self._list, ROLES_CUSTOMER_READ)
-        add("POST", "/v1/customers/{customer}/klasses/{klass}", self._create, ROLES_CREATE)
+        self._router = Router.serving(self)
 
     @property
     def state(self) -> KustomerState:
@@ -291,6 +277,7 @@ class KustomerApp(VendorApp):
 
     # Route handlers.
 
+    @route("GET", "/v1/auth/tokens/current")
     def _current_token(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         data = {
             "type": "token",
@@ -308,6 +295,8 @@ class KustomerApp(VendorApp):
         }
         return json_response(200, {"data": data})
 
+    @route("POST", "/v1/klasses/{klass}", ROLES_CREATE)
+    @route("POST", "/v1/customers/{customer}/klasses/{klass}", ROLES_CREATE)
     def _create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass = params["klass"]
         body = read_json(request)
@@ -325,6 +314,7 @@ class KustomerApp(VendorApp):
         record = self._state.create(klass, body, customer)
         return json_response(201, {"data": self.render(record)}, stored=True)
 
+    @route("PUT", "/v1/klasses/{klass}/{kobject_id}", ROLES_UPDATE)
     def _update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass, kobject_id = params["klass"], params["kobject_id"]
         body = read_json(request)
@@ -337,23 +327,28 @@ class KustomerApp(VendorApp):
         assert record is not None  # checked above, under the same lock
         return json_response(200, {"data": self.render(record)}, stored=True)
 
+    @route("GET", "/v1/klasses/{klass}/{kobject_id}", ROLES_READ)
     def _get(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         record = self._state.get(params["klass"], params["kobject_id"])
         if record is None:
             return missing(params["klass"], repr(params["kobject_id"])).response()
         return json_response(200, {"data": self.render(record)})
 
+    @route("GET", "/v1/klasses/{klass}/externalId={external_id}", ROLES_READ)
     def _get_by_external_id(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         record = self._state.find_by_external_id(params["klass"], params["external_id"])
         if record is None:
             return missing(params["klass"], f"with externalId {params['external_id']!r}").response()
         return json_response(200, {"data": self.render(record)})
 
+    @route("DELETE", "/v1/klasses/{klass}/{kobject_id}", ROLES_DELETE)
     def _delete(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         if not self._state.delete(params["klass"], params["kobject_id"]):
             return missing(params["klass"], repr(params["kobject_id"])).response()
         return SandboxResponse(204, stored=True)
 
+    @route("GET", "/v1/klasses/{klass}", ROLES_KLASS_READ)
+    @route("GET", "/v1/customers/{customer}/klasses/{klass}", ROLES_CUSTOMER_READ)
     def _list(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         klass, customer = params["klass"], params.get("customer")
         try:
@@ -394,9 +389,11 @@ class KustomerApp(VendorApp):
             },
         )
 
+    @route("POST", "/v1/klasses/{klass}/bulk", ROLES_CREATE)
     def _bulk_create(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         return self._bulk_submit(request, params["klass"], Operation.CREATE)
 
+    @route("PUT", "/v1/klasses/{klass}/bulk", ROLES_UPDATE)
     def _bulk_update(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         return self._bulk_submit(request, params["klass"], Operation.UPDATE)
 
@@ -422,12 +419,14 @@ class KustomerApp(VendorApp):
         status = 201 if operation is Operation.CREATE else 200
         return json_response(status, job_document(job, self._bulk.now(), self._bulk_user()), stored=True)
 
+    @route("GET", "/v1/bulk/{job_id}", ROLES_BULK_READ)
     def _bulk_job(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         job = self._bulk.find(params["job_id"])
         if job is None:
             return self._unknown_job(params["job_id"])
         return json_response(200, job_document(job, self._bulk.now(), self._bulk_user()))
 
+    @route("GET", "/v1/bulk/{job_id}/batches", ROLES_BULK_READ)
     def _bulk_batches(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         job = self._bulk.find(params["job_id"])
         if job is None:
