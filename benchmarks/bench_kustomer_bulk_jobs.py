@@ -95,27 +95,31 @@ def arm(sandbox: SandboxProcess) -> None:
     sandbox.inject("kustomer", {"kind": "latency", "seconds": LATENCY_S, "count": 10**9})
 
 
-def run_mode(sandbox: SandboxProcess, mode: str, records: int, workdir: Path, **options: Any) -> Run:
-    """Create ``records`` KObjects with ``mode`` (and operator ``options``) against a freshly armed sandbox."""
+def create_operator(sandbox: SandboxProcess, tag: str, records: int, workdir: Path, **options: Any) -> Any:
+    """A ``KustomerBulkCreateKObjectsOperator`` creating ``records`` KObjects (external ids prefixed ``tag``)
+    at the org limit's rate, on a connection of its own to ``sandbox``; ``options`` are further arguments."""
     bulk = load_bulk()
-    tag = "-".join([mode, *(f"{name}{value}" for name, value in options.items())])
-    conn_id = f"bench_kustomer_{mode}"
+    conn_id = f"bench_kustomer_{tag}"
     os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = json.dumps(sandbox.airflow_connection("kustomer"))
     workload = Workload("kustomer", records, LIMIT_PER_MINUTE / 60, f"org limit {LIMIT_PER_MINUTE}/min", tag, 60.0)
-    operator = bulk.KustomerBulkCreateKObjectsOperator(
-        task_id=f"bench_kustomer_{mode}",
+    return bulk.KustomerBulkCreateKObjectsOperator(
+        task_id=conn_id,
         klass_name=KLASS,
-        mode=mode,
         records=kustomer_records(workload),
         ledger_path=str(workdir / f"{tag}-ledger.jsonl"),
         dead_letter_path=str(workdir / f"{tag}-dead.jsonl"),
         on_record_error="warn",
         max_reject_ratio=1.0,
-        max_workers=MAX_WORKERS,
         rate_limit=workload.limit_rps,
         kustomer_conn_id=conn_id,
         **options,
     )
+
+
+def run_mode(sandbox: SandboxProcess, mode: str, records: int, workdir: Path, **options: Any) -> Run:
+    """Create ``records`` KObjects with ``mode`` (and operator ``options``) against a freshly armed sandbox."""
+    tag = "-".join([mode, *(f"{name}{value}" for name, value in options.items())])
+    operator = create_operator(sandbox, tag, records, workdir, mode=mode, max_workers=MAX_WORKERS, **options)
     arm(sandbox)
     summary, error, _ = _execute(operator)
     entries = sandbox.journal("kustomer")

@@ -17,6 +17,7 @@ from functools import partial
 
 import bench_advertised_rate
 import bench_call_overhead
+import bench_deferrable_slots
 import bench_import
 import bench_kustomer_bulk_jobs
 import bench_kustomer_bulk_memory
@@ -36,6 +37,7 @@ RUNNERS: dict[str, Callable[[bool], BenchResult]] = {
     "advertised_rate": bench_advertised_rate.run,
     "kustomer_bulk_jobs": bench_kustomer_bulk_jobs.run,
     "kustomer_bulk_memory": bench_kustomer_bulk_memory.run,
+    "deferrable_slots": bench_deferrable_slots.run,
 }
 TITLES = {
     "import": "import",
@@ -47,6 +49,7 @@ TITLES = {
     "advertised_rate": "advertised rate",
     "kustomer_bulk_jobs": "kustomer bulk jobs",
     "kustomer_bulk_memory": "kustomer bulk jobs: memory",
+    "deferrable_slots": "deferrable bulk jobs: worker slots",
 }
 
 

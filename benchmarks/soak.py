@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from tests.faults.suite import VENDORS, run_fault_suite
 
     rows = [run_fault_suite(vendor, args.records, seed=args.seed, rate=args.rate) for vendor in VENDORS]
+    rows.insert(1, run_fault_suite("kustomer", args.records, seed=args.seed, rate=args.rate, kustomer_mode="bulk_job"))
     header = list(rows[0].as_row())
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))

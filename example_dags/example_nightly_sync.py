@@ -2,8 +2,9 @@
 
 1. ``export_orders``: the night's CSV export (``params.orders_csv``); with none given, a demo export
    of 500 orders is written, so the DAG runs as it is against the sandbox;
-2. ``push_kobjects``: upsert each row as a Kustomer KObject by its ``external_id`` — a rerun with
-   changed values updates the objects the first run created, and never duplicates one;
+2. ``push_kobjects``: upsert each row as a Kustomer KObject by its ``external_id`` through Kustomer's
+   bulk jobs (100 rows per request) — a rerun with changed values updates the objects the first run
+   created, and never duplicates one;
 3. ``link_records``: join the export with the KObject ids (all of them, however many);
 4. ``upsert_hubspot_orders``: create or update the HubSpot orders, each carrying its KObject id;
 5. ``link_licence_customer`` / ``tag_shop_customer``: point one Kaiten customer and one MicroBase

@@ -7,6 +7,9 @@ ids, slugs and unique properties unique, so a client that sends a create twice i
 second copy and the store never shows it. A create sent again after one that may have been applied
 is a duplicate unless a lookup of the same key went out in between and did not find the record.
 
+Kustomer runs one request per record (``kustomer_mode="per_record"``) or through bulk jobs
+(``"bulk_job"``: chaos on the submits, the batch reads and the lookups that settle a lost submit).
+
 Used by the test suite (1,000 records per vendor) and by ``benchmarks/soak.py`` (10,000).
 """
 
@@ -75,7 +78,9 @@ def _connect(sandbox: Sandbox, vendor: str) -> None:
     os.environ[f"AIRFLOW_CONN_{vendor.upper()}_DEFAULT"] = json.dumps(conn)
 
 
-def _seed_and_build(sandbox: Sandbox, vendor: str, n: int, out: Path) -> tuple[Any, list[str]]:
+def _seed_and_build(
+    sandbox: Sandbox, vendor: str, n: int, out: Path, kustomer_mode: str = "per_record"
+) -> tuple[Any, list[str]]:
     """Seed what updates need, and build the operator and the keys of its records."""
     common = {
         "task_id": f"fault_suite_{vendor}",
@@ -89,8 +94,11 @@ def _seed_and_build(sandbox: Sandbox, vendor: str, n: int, out: Path) -> tuple[A
     keys = [f"{vendor[:2]}-{i:06d}" for i in range(n)]
     if vendor == "kustomer":
         records = [{"external_id": k, "title": f"Order {k}", "custom": {"seqNum": i}} for i, k in enumerate(keys)]
-        # Per record: duplicates are counted from single creates (see _creates).
-        op = KustomerBulkCreateKObjectsOperator(klass_name="orders", records=records, mode="per_record", **common)
+        # Duplicates are counted from single creates and bulk create items alike (see _creates).
+        jobs = {"poll_interval": 0.05} if kustomer_mode == "bulk_job" else {}
+        op = KustomerBulkCreateKObjectsOperator(
+            klass_name="orders", records=records, mode=kustomer_mode, **jobs, **common
+        )
         return op, keys
     if vendor == "kaiten":
         app = sandbox.app("kaiten")
@@ -133,6 +141,8 @@ def _creates(vendor: str, entry: JournalEntry) -> list[str]:
         return []
     if vendor == "kustomer" and segments[-2:] == ("klasses", "orders"):
         return [str(body.get("externalId"))]
+    if vendor == "kustomer" and segments[-3:] == ("klasses", "orders", "bulk") and isinstance(entry.body, list):
+        return [str(item.get("externalId")) for item in entry.body if isinstance(item, dict)]
     if vendor == "kaiten" and segments[-1] == "customers":
         return [str(body.get("slug"))]
     if vendor == "microbase" and segments[-1] == "customer.create":
@@ -215,13 +225,18 @@ def wait_for_faulted_requests(
         time.sleep(SETTLE_POLL_SECONDS)
 
 
-def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0.1) -> SuiteResult:
-    """One vendor, ``records`` records, ``rate`` of its requests faulted; figures from state, ledger and journal."""
+def run_fault_suite(
+    vendor: str, records: int, *, seed: int = 7, rate: float = 0.1, kustomer_mode: str = "per_record"
+) -> SuiteResult:
+    """One vendor, ``records`` records, ``rate`` of its requests faulted; figures from state, ledger and journal.
+
+    ``kustomer_mode`` is the Kustomer operator's ``mode`` (ignored for the other vendors).
+    """
     journal_size = records * JOURNAL_PER_RECORD + 1000
     with Sandbox(journal_size=journal_size) as sandbox, tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         _connect(sandbox, vendor)
-        operator, keys = _seed_and_build(sandbox, vendor, records, out)
+        operator, keys = _seed_and_build(sandbox, vendor, records, out, kustomer_mode)
         sandbox.chaos(vendor, Chaos(seed=seed, rate=rate, slow_seconds=SLOW_SECONDS))
         started = time.monotonic()
         try:
@@ -241,7 +256,7 @@ def run_fault_suite(vendor: str, records: int, *, seed: int = 7, rate: float = 0
         rejected = {line["key"] for line in ledger if line["action"] == "rejected" and line["error_code"]}
         lost = [k for k in keys if stored[k] == 0 and k not in rejected]
         return SuiteResult(
-            vendor=vendor,
+            vendor="kustomer (bulk jobs)" if vendor == "kustomer" and kustomer_mode == "bulk_job" else vendor,
             records=records,
             stored_ok=sum(1 for k in keys if stored[k] >= 1),
             rejected_with_reason=len(rejected),

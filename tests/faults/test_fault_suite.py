@@ -35,6 +35,18 @@ def test_nothing_lost_or_duplicated_under_chaos(vendor: str) -> None:
     assert result.elapsed_s < 300
 
 
+def test_kustomer_bulk_jobs_lose_and_duplicate_nothing_under_chaos() -> None:
+    """Chaos on bulk submits (lost answers, slow stores, 5xx, 429), batch reads and lookups: each record
+    is held once, and no bulk create carried a record again without a lookup that did not find it."""
+    result = run_fault_suite("kustomer", RECORDS * 2, kustomer_mode="bulk_job")
+    assert result.faults, result
+    assert result.lost == 0, result
+    assert result.creates_sent >= RECORDS * 2, result
+    assert result.duplicates == 0, result
+    assert result.stored_ok + result.rejected_with_reason == RECORDS * 2
+    assert result.elapsed_s < 300
+
+
 def test_the_suite_waits_for_slow_requests_to_land() -> None:
     """A slow write the client gave up on is stored later: the suite reads the state only after it landed."""
     slow_seconds = 1.0

@@ -30,8 +30,8 @@ KAITEN_CUSTOMER, MICROBASE_CUSTOMER = "acme-corp", "HkhhuXESl"  # the DAG's defa
 
 @pytest.fixture
 def crm(crm_airflow: CrmAirflow) -> CrmAirflow:
-    # 500 upserts are about 1,000 Kustomer requests: no client-side pacing against the sandbox,
-    # and an org budget above the 1,000 a minute it reports (the hook would wait for the window).
+    # A rerun of 500 upserts looks up each order Kustomer already holds (500 reads): no client-side
+    # pacing against the sandbox, and an org budget above the 1,000 a minute it reports.
     for vendor in ("kustomer", "hubspot"):
         crm_airflow.connect(f"{vendor}_default", vendor, extra={"rate_limit_per_second": 0})
     crm_airflow.sandbox.app("kustomer").configure({"org_limit_per_minute": 1_000_000})
@@ -130,8 +130,14 @@ def test_a_rerun_with_changed_totals_updates_those_orders_only(crm: CrmAirflow, 
     assert (summary["created"], summary["updated"], summary["unchanged"]) == (0, 50, 450)
     actions = {line["key"]: line["action"] for line in ledger_lines(summary)}
     assert actions == {row["external_id"]: "updated" if row["external_id"] in changed else "unchanged" for row in rows}
+    # Every order goes out once in a bulk create (100 per request); Kustomer refuses the ones it holds,
+    # which are looked up and, when they differ, sent in one bulk update by id.
     writes = [e for e in crm.sandbox.journal("kustomer")[before:] if e.method != "GET"]
-    assert Counter(e.method for e in writes) == {"PUT": 50}, "one update per changed order, nothing else"
+    creates = Counter(item["externalId"] for e in writes if e.method == "POST" for item in e.body)
+    updates = [item for e in writes if e.method == "PUT" for item in e.body]
+    assert creates == Counter(row["external_id"] for row in rows), "each order in one bulk create"
+    assert sorted(item["id"] for item in updates) == sorted(created[key]["id"] for key in changed)
+    assert Counter(e.method for e in writes) == {"POST": 5, "PUT": 1}, "six requests for 500 orders"
     kobjects = kobjects_by_external_id(crm)
     assert len(kobjects) == ORDERS, "no duplicates"
     for row in rows:
@@ -155,7 +161,9 @@ def test_an_outage_on_try_1_heals_on_try_2_and_writes_each_order_once(
     monkeypatch.setenv("CRM_NIGHTLY_SYNC_RETRY_DELAY", "0")  # the DAG's retry_delay: retry at once
     # One attempt per request, so the 503s reach the bulk run instead of being retried in the hook.
     crm.connect("kustomer_default", "kustomer", extra={"max_attempts": 1, "rate_limit_per_second": 0})
-    outage = 10  # 2% of the creates: within the DAG's max_reject_ratio, yet owed, so try 1 fails
+    # Three 503s in a row on the first bulk create: its orders were looked up (not there) and sent
+    # again twice, then left owed, so try 1 fails and its retry sends them.
+    outage = 3
     crm.sandbox.inject("kustomer", ServerError(status=503, count=outage, method="POST"))
 
     run = run_sync(crm, tmp_path)
@@ -163,27 +171,32 @@ def test_an_outage_on_try_1_heals_on_try_2_and_writes_each_order_once(
     tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
     assert tries["push_kobjects"] == 2, "try 1 failed on the outage, try 2 succeeded"
     assert len(crm.sandbox.journal()) < JOURNAL_SIZE, "the journal dropped nothing"
-    journal = crm.sandbox.journal("kustomer")
-    posts = [e for e in journal if e.method == "POST"]
-    refused = Counter(e.body["externalId"] for e in posts if e.status == 503)
-    written = Counter(e.body["externalId"] for e in posts if e.status is not None and e.status < 300)
-    assert sum(refused.values()) == outage and set(refused.values()) == {1}
-    assert len(written) == ORDERS and set(written.values()) == {1}, "every order created exactly once"
-    assert len(posts) == ORDERS + outage, "only the refused orders were posted again"
+    submits = [e for e in crm.sandbox.journal("kustomer") if e.method == "POST"]
+    refused = Counter(item["externalId"] for e in submits if e.status == 503 for item in e.body)
+    accepted = Counter(item["externalId"] for e in submits if e.status in (200, 201) for item in e.body)
+    assert len(set(refused.values())) == 1 and sum(refused.values()) == outage * len(refused)
+    assert len(refused) == 100, "one bulk create's orders"
+    kobjects = kobjects_by_external_id(crm)
+    assert len(kobjects) == ORDERS, "every order held exactly once"
+    if RESUMES:  # try 2 sent only what try 1 owed
+        assert accepted == Counter(kobjects.keys()), "each order in exactly one accepted bulk create"
+    else:  # try 2 sent every order again; Kustomer refused the second copy of those it held
+        assert accepted == Counter(kobjects.keys()) + Counter(key for key in kobjects if key not in refused)
     summary = crm.xcom(run, "push_kobjects")
     ledgers = [[json.loads(line) for line in Path(path).read_text().splitlines()] for path in summary["ledger_paths"]]
     if RESUMES:  # try 2 sent only what try 1 owed, and counts for the whole input
         first_try, second_try = ledgers
         assert Counter((line["action"], line["status"]) for line in first_try) == {
-            ("created", "ok"): ORDERS - outage,
-            ("rejected", "retry"): outage,
+            ("created", "ok"): ORDERS - len(refused),
+            ("rejected", "retry"): len(refused),
         }
         assert (summary["total"], summary["created"], summary["rejected"]) == (ORDERS, ORDERS, 0)
         assert {line["key"] for line in second_try} == set(refused)
         assert {line["action"] for line in second_try} == {"created"}
-    else:  # no task state to resume from: try 2 looked every order up again, the ones try 1 wrote are unchanged
+    else:  # no task state to resume from: the orders try 1 wrote are unchanged on try 2
         [second_try] = ledgers
-        assert (summary["total"], summary["created"], summary["unchanged"]) == (ORDERS, outage, ORDERS - outage)
+        counts = (summary["total"], summary["created"], summary["unchanged"])
+        assert counts == (ORDERS, len(refused), ORDERS - len(refused))
         created_now = {line["key"] for line in second_try if line["action"] == "created"}
         assert created_now == set(refused)
     assert_everything_linked(crm, run, read_csv(crm.xcom(run, "export_orders")))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from airflow_provider_crm.errors import CrmValidationError
 from airflow_provider_crm.models.kustomer import KObject, KObjectCreate, custom_attribute_suffix
-from airflow_provider_crm.models.kustomer_requests import given
+from airflow_provider_crm.models.kustomer_requests import KObjectCreateRequest, KObjectUpdateRequest, given
 from airflow_provider_crm.models.validation import validate_model
 from airflow_provider_crm.models.values import aware_datetime
 
@@ -89,6 +89,17 @@ class KObjectUpsert:
     @property
     def label(self) -> str:
         return upsert_label(self.klass_name, self.external_id)
+
+    def as_create(self) -> KObjectCreateRequest:
+        """The create this upsert sends when the external id is new (validated already)."""
+        return KObjectCreateRequest(self.klass_name, dict(self.create_body), self.external_id, self.customer_id)
+
+    def as_update(self, kobject_id: str) -> KObjectUpdateRequest:
+        """The update by id this upsert sends when ``kobject_id`` holds the external id (validated already).
+
+        :param kobject_id: The id of the stored KObject.
+        """
+        return KObjectUpdateRequest(self.klass_name, kobject_id, self.update_body)
 
 
 @dataclass(frozen=True)

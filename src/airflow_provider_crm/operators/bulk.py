@@ -417,27 +417,35 @@ class KustomerBulkUpdateKObjectsOperator(KustomerBulkCreateKObjectsOperator):
 class KustomerBulkUpsertKObjectsOperator(KustomerBulkCreateKObjectsOperator):
     """Create or update KObjects of ``klass_name`` by ``external_id`` (required in every record).
 
-    Each record is looked up by its external id, then updated (``PUT``) or created (``POST``),
-    one record per request; the ledger says ``created``, ``updated``, or ``unchanged`` when the
-    stored object already held every value. A dry run reports ``would_create`` / ``would_update`` /
+    The ledger says ``created``, ``updated``, or ``unchanged`` when the stored object already held
+    every value. A dry run looks each record up and reports ``would_create`` / ``would_update`` /
     ``unchanged``.
 
-    Takes the parameters of :class:`BulkWriteOperator`, and:
+    By default (``mode="bulk_job"``) every record is first submitted in bulk creates, 100 per
+    request; a record Kustomer refuses because its external id exists is looked up and, when it
+    differs, sent in a bulk update by id (see
+    :mod:`airflow_provider_crm.bulk.writers.kustomer_job_upsert`): a new record costs 1/100 of a
+    request, a known one a lookup and one or two hundredths. ``mode="per_record"`` looks each record
+    up, then sends a ``PUT`` or a ``POST``: one or two requests per record.
 
-    :param klass_name: The KObject klass to write. (templated)
-    :param kustomer_conn_id: The Airflow connection to use (default ``kustomer_default``).
-    :param mode: ``per_record`` (the default, and the only mode of this operator for now).
+    The updates depend on the creates' results, so this operator waits for its jobs in the worker
+    even when ``deferrable`` is true (it logs that it does).
+
+    Takes the parameters of :class:`KustomerBulkCreateKObjectsOperator`.
     """
-
-    def __init__(self, *, mode: str = "per_record", **kwargs: Any) -> None:
-        if mode != "per_record":
-            raise ValueError(f"{type(self).__name__} writes record by record: mode must be 'per_record', not {mode!r}")
-        super().__init__(mode=mode, **kwargs)
 
     def make_writer(self) -> RecordWriter:
         from airflow_provider_crm.bulk.writers.kustomer import KustomerUpsertWriter
+        from airflow_provider_crm.bulk.writers.kustomer_job_upsert import KustomerJobUpsertWriter
 
-        return KustomerUpsertWriter(self.hook, self.klass_name)
+        if self.mode == "per_record":
+            return KustomerUpsertWriter(self.hook, self.klass_name)
+        return KustomerJobUpsertWriter(self.hook, self.klass_name, **self.job_polling())
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.deferrable and self.mode == "bulk_job" and not self.preview_only:
+            self.log.info("an upsert's updates depend on its creates' results: waiting for its jobs in the worker")
+        return self.write_records(context, self._typed_writer())
 
 
 class KaitenBulkUpdateCustomersOperator(BulkWriteOperator):
