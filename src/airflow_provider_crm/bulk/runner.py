@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
@@ -46,6 +47,7 @@ from airflow_provider_crm.bulk.progress import (
     rejection_from_state,
     rejection_state,
 )
+from airflow_provider_crm.bulk.progress_log import InfoLog, ProgressLog, summary_line
 from airflow_provider_crm.bulk.sources import BadRecord
 from airflow_provider_crm.errors import CrmValidationError
 
@@ -180,6 +182,9 @@ class BulkRunner:
         max_held: int = MAX_HELD,
         max_owed_ranges: int = MAX_OWED_RANGES,
         max_owed_keys: int = MAX_OWED_KEYS,
+        progress_interval: float | None = None,
+        expected: int | None = None,
+        logger: InfoLog = log,
     ) -> None:
         self.writer = writer
         self._same_record: SameRecord | None = getattr(writer, "same_record", None)
@@ -192,6 +197,12 @@ class BulkRunner:
         self.max_held = max(1, max_held)
         self.max_owed_ranges = max_owed_ranges
         self.max_owed_keys = max_owed_keys
+        self.progress_interval = progress_interval
+        """Seconds between progress lines (:class:`~airflow_provider_crm.bulk.progress_log.ProgressLog`); None: none."""
+        self.expected = expected
+        """How many records the input holds, when known (for the progress lines)."""
+        self.logger = logger
+        """Where the progress and summary lines go: the operator passes its task log."""
         self._ledgers: list[str] = []
         self._lock = threading.Lock()
 
@@ -209,8 +220,17 @@ class BulkRunner:
             summary.ids = None  # the earlier tries' ids are in no ledger: better none than some
         tracker = Tracker(resume, max_owed_ranges=self.max_owed_ranges, max_owed_keys=self.max_owed_keys)
         self._carry_over(resume)
+        watched: AbstractContextManager[object] = nullcontext()
+        if self.progress_interval:
+            watched = ProgressLog(
+                self.progress_interval,
+                lambda: summary.total,
+                expected=self.expected,
+                rate_limited=self.rate_limited,
+                logger=self.logger,
+            )
         try:
-            with ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="crm-bulk") as pool:
+            with watched, ThreadPoolExecutor(max_workers=self.max_workers, thread_name_prefix="crm-bulk") as pool:
                 dispatch = _Dispatch(self, pool, summary, tracker)
                 try:
                     for index, record in enumerate(records):
@@ -230,6 +250,7 @@ class BulkRunner:
             summary.elapsed_s = time.monotonic() - started
             summary.rate_limited = self.rate_limited()
             self.ledger.close()
+            self.logger.info("%s", summary_line(summary.total, summary.elapsed_s, summary.counts, summary.rate_limited))
         if resume.started and summary.ids is not None and summary.total <= IDS_IN_SUMMARY:
             from airflow_provider_crm.bulk.ids import read_ids
 

@@ -58,6 +58,9 @@ class BulkWriteOperator(BaseOperator):
         ``{"custom.legacyCode": "str", "custom.score": "float"}``; wins over the type the vendor's
         attribute names give (Kustomer ``Num``/``Bool``, ``tags``). Types: ``str``, ``int``,
         ``float``, ``number``, ``bool``, ``list``, ``json`` (see :mod:`airflow_provider_crm.bulk.cells`).
+    :param progress_interval: Seconds between the progress lines a run logs (records done, of how many
+        when ``records`` is a list, records/s, 429s waited out, time left); ``None`` or 0: none. A
+        summary line ends every run either way.
     """
 
     template_fields: Sequence[str] = _COMMON_TEMPLATES
@@ -77,6 +80,7 @@ class BulkWriteOperator(BaseOperator):
         rate_limit: float | None = None,
         column_types: dict[str, str] | None = None,
         push_ids: bool = False,
+        progress_interval: float | None = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -98,6 +102,9 @@ class BulkWriteOperator(BaseOperator):
         self.max_workers = max_workers
         self.rate_limit = rate_limit
         self.column_types = check_column_types(column_types)  # refused when the DAG is parsed
+        if progress_interval is not None and progress_interval < 0:
+            raise ValueError(f"progress_interval must be None or at least 0, got {progress_interval}")
+        self.progress_interval = progress_interval or None
 
     @cached_property
     def hook(self) -> CrmHook:
@@ -155,6 +162,9 @@ class BulkWriteOperator(BaseOperator):
             dry_run=self.preview_only,
             progress=progress,
             rate_limited=lambda: limiter.throttled if limiter else 0,
+            progress_interval=self.progress_interval,
+            expected=len(self.records) if isinstance(self.records, (list, tuple)) else None,
+            logger=self.log,
         )
         summary = runner.run(self.read_records())
         if after_run is not None:
