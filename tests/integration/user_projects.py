@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +22,17 @@ def user_environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PYTEST_", "_AIRFLOW"))}
 
 
-def run_user_suite(project: Path) -> dict[str, Outcome]:
-    """Run pytest in ``project`` once; each test's outcome (a skip is not a pass) and failure text."""
+def run_user_suite(project: Path, env: Mapping[str, str] | None = None) -> dict[str, Outcome]:
+    """Run pytest in ``project`` once; each test's outcome (a skip is not a pass) and failure text.
+
+    :param project: The project's folder (its ``conftest.py`` and ``tests/``).
+    :param env: Settings the user's deployment adds to the environment, e.g. ``AIRFLOW__OPENLINEAGE__TRANSPORT``.
+    """
     report = project / "report.xml"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={report}", "-q"],
         cwd=project,
-        env=user_environment(),
+        env=user_environment() | dict(env or {}),
         capture_output=True,
         text=True,
         timeout=900,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.lineage import BulkLineage
 from airflow_provider_crm.models.hubspot import BATCH_SIZE, checked_batch_size
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 _COMMON_TEMPLATES = ("records", "source", "ledger_path", "dead_letter_path")
 
 
-class BulkWriteOperator(BaseOperator):
+class BulkWriteOperator(BulkLineage, BaseOperator):
     """Shared machinery; subclasses say which hook (:attr:`hook`) and which record writer to use.
 
     :param records: A list of records (e.g. ``upstream.output``), or JSON text of one. (templated)
@@ -167,6 +168,7 @@ class BulkWriteOperator(BaseOperator):
             logger=self.log,
         )
         summary = runner.run(self.read_records())
+        self.note_written(summary.counts)
         if after_run is not None:
             after_run()
         result = summary.as_xcom()

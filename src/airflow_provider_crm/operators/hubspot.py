@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.lineage import RecordLineage
 from airflow_provider_crm.links import CrmRecordLink, push_record_url
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from airflow_provider_crm.hooks.hubspot import HubSpotHook
 
 
-class HubSpotUpdateOrderOperator(BaseOperator):
+class HubSpotUpdateOrderOperator(RecordLineage, BaseOperator):
     """Update properties of a HubSpot order (PATCH) and return the order's internal id.
 
     Either way ``order_id`` is given, the returned id is HubSpot's internal one, read from the

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider_crm.errors import CrmValidationError
+from airflow_provider_crm.lineage import RecordLineage
 from airflow_provider_crm.links import CrmRecordLink, push_record_url
 from airflow_provider_crm.models.kaiten import CLEARABLE_FIELDS, REPLACED_FIELDS, customer_record
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from airflow_provider_crm.hooks.kaiten import KaitenHook
 
 
-class KaitenUpdateCustomerOperator(BaseOperator):
+class KaitenUpdateCustomerOperator(RecordLineage, BaseOperator):
     """Update a Kaiten customer and return its slug.
 
     Kaiten's PUT replaces the whole customer (fields it does not carry are cleared). This

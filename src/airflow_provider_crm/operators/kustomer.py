@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.lineage import RecordLineage
 from airflow_provider_crm.links import CrmRecordLink, push_record_url
 from airflow_provider_crm.models.kustomer_requests import CREATE_FIELDS, UPDATE_FIELDS
 
@@ -27,7 +28,7 @@ ADDRESS_FIELDS = ("klass_name", "kobject_id")
 """Templated arguments that say where the record goes rather than what it holds."""
 
 
-class _KustomerOperator(BaseOperator):
+class _KustomerOperator(RecordLineage, BaseOperator):
     """What the KObject operators share: the klass, the values every write may carry, the hook."""
 
     template_fields_renderers: ClassVar[dict[str, str]] = {

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_crm.lineage import RecordLineage
 from airflow_provider_crm.links import CrmRecordLink, push_record_url
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from airflow_provider_crm.hooks.microbase import MicroBaseHook
 
 
-class MicroBaseUpdateCustomerOperator(BaseOperator):
+class MicroBaseUpdateCustomerOperator(RecordLineage, BaseOperator):
     """Update a MicroBase customer and return its id.
 
     The new address is ``customer_email``, not ``email``: ``email`` is every Airflow operator's
