@@ -37,6 +37,17 @@ declarative_connection_forms = pytest.mark.skipif(
     reason=f"conn-fields are read from provider info only on Airflow 3.2+ (running {airflow.__version__})",
 )
 
+DEFERS_TO_THE_TRIGGERER = AIRFLOW_VERSION.release[:3] >= (3, 2, 2)
+"""Deferrable Kustomer bulk operators defer from 3.2.2 on (``triggers.kustomer_bulk.TRIGGERER_SAFE_SINCE``)."""
+defers_to_the_triggerer = pytest.mark.skipif(
+    not DEFERS_TO_THE_TRIGGERER,
+    reason=f"before Airflow 3.2.2 a deferrable Kustomer bulk task waits in the worker (running {airflow.__version__})",
+)
+waits_in_the_worker_before_3_2_2 = pytest.mark.skipif(
+    DEFERS_TO_THE_TRIGGERER,
+    reason=f"deferrable Kustomer bulk tasks wait in the worker only before 3.2.2 (running {airflow.__version__})",
+)
+
 DAG_TEST_OUTPUT_IS_MASKED = AIRFLOW_VERSION.release[:2] >= (3, 1)
 """Whether ``dag.test()`` masks what it prints. Airflow 3.0's prints, unmasked, its own debug lines
 (each secret it sends to the in-process supervisor, the rendered fields) and tracebacks with local

@@ -22,7 +22,12 @@ from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperat
 from airflow_provider_crm.sandbox import Sandbox
 from airflow_provider_crm.sandbox.journal import JournalEntry
 from airflow_provider_crm.triggers.kustomer_bulk import KustomerBulkJobTrigger
-from tests.airflow_versions import AIRFLOW_VERSION, requires_airflow_3_3
+from tests.airflow_versions import (
+    AIRFLOW_VERSION,
+    defers_to_the_triggerer,
+    requires_airflow_3_3,
+    waits_in_the_worker_before_3_2_2,
+)
 from tests.bulk.test_kustomer_bulk_jobs import (
     BULK,
     KLASS,
@@ -140,6 +145,7 @@ def fast_jobs(sandbox: Sandbox, kustomer_conn: str) -> Sandbox:
     return sandbox
 
 
+@defers_to_the_triggerer
 def test_250_creates_defer_to_the_trigger_and_are_collected(
     run_dag: Any, fast_jobs: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -163,6 +169,7 @@ def test_250_creates_defer_to_the_trigger_and_are_collected(
         assert STATE_KEY not in json.loads(side_file.read_text())
 
 
+@defers_to_the_triggerer
 def test_updates_defer_to_the_trigger_too(
     run_dag: Any, fast_jobs: Sandbox, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -182,6 +189,7 @@ def test_updates_defer_to_the_trigger_too(
     assert {line["key"]: (line["action"], line["remote_id"]) for line in lines} == {i: ("updated", i) for i in ids}
 
 
+@defers_to_the_triggerer
 def test_default_deferrable_from_the_airflow_config(
     run_dag: Any, fast_jobs: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -240,6 +248,7 @@ def deferred(operator: KustomerBulkCreateKObjectsOperator) -> dict[str, Any]:
     return kwargs
 
 
+@defers_to_the_triggerer
 def test_without_a_task_state_store_the_jobs_are_kept_beside_the_ledger(fast_jobs: Sandbox, tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.jsonl"
     operator = KustomerBulkCreateKObjectsOperator(
@@ -273,6 +282,25 @@ def test_without_anywhere_to_keep_the_jobs_the_worker_waits(fast_jobs: Sandbox) 
     assert summary["created"] == 3
 
 
+@waits_in_the_worker_before_3_2_2
+def test_before_airflow_3_2_2_a_deferrable_task_waits_in_the_worker_and_says_why(
+    run_dag: Any,
+    fast_jobs: Sandbox,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    ledger = tmp_path / "ledger.jsonl"
+
+    run = run_dag(dag(creates(120), ledger))
+
+    assert task_states(run) == {"sync": "success"}
+    assert TRIGGER_RAN not in caplog.text, "never deferred"
+    assert "waiting for the jobs in the worker instead" in "".join(capfd.readouterr())
+    assert job_polls(fast_jobs) == [], "no trigger polled the jobs"
+    assert_every_record_written_once(fast_jobs, ledger, 120)
+
+
 def test_a_trigger_error_fails_the_task_with_its_message(fast_jobs: Sandbox, tmp_path: Path) -> None:
     operator = KustomerBulkUpdateKObjectsOperator(
         task_id="t", klass_name=KLASS, records=[], ledger_path=str(tmp_path / "l.jsonl"), deferrable=True, **FAST
@@ -284,6 +312,7 @@ def test_a_trigger_error_fails_the_task_with_its_message(fast_jobs: Sandbox, tmp
         operator.execute_complete({}, event)
 
 
+@defers_to_the_triggerer
 def test_a_job_past_the_deadline_is_settled_by_lookup(sandbox: Sandbox, kustomer_conn: str, tmp_path: Path) -> None:
     """Jobs still queued at the trigger's deadline: each record is looked up; not there yet, it is owed."""
     from airflow_provider_crm.bulk.policy import BulkRejectedError

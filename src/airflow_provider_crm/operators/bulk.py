@@ -302,6 +302,15 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         if not self.deferrable or self.mode != "bulk_job" or self.preview_only:
             return super().execute(context)
+        from airflow_provider_crm.triggers.kustomer_bulk import TRIGGERER_SAFE_SINCE, triggerer_can_run
+
+        if not triggerer_can_run():
+            self.log.warning(
+                "deferrable: the triggerer of Airflow releases before %s can crash running this trigger "
+                "(apache/airflow#64620): waiting for the jobs in the worker instead",
+                ".".join(map(str, TRIGGERER_SAFE_SINCE)),
+            )
+            return super().execute(context)
         plan = self.submitted_jobs(context)
         if plan is None:
             self.log.warning(

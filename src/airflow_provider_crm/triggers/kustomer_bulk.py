@@ -40,6 +40,21 @@ COMPLETE = "complete"
 ERROR = "error"
 _RULES = KustomerRules()
 
+TRIGGERER_SAFE_SINCE = (3, 2, 2)
+"""The first Airflow release on which the real-deployment test (tests/deployment) runs this trigger in a
+triggerer. Before it, the triggerer process can crash when a trigger calls the Task SDK (reading a
+connection, masking a secret) from a thread: "Response read out of order" (apache/airflow#64620,
+fixed by #66412; reported again on 3.2.1 in #67380). On 3.0.6 and 3.1.8 that test's triggerer
+crashed on every run. Below this release a deferrable operator waits in the worker instead."""
+
+
+def triggerer_can_run() -> bool:
+    """Whether this Airflow's triggerer runs :class:`KustomerBulkJobTrigger` safely (:data:`TRIGGERER_SAFE_SINCE`)."""
+    import airflow
+    from packaging.version import Version
+
+    return Version(airflow.__version__).release[:3] >= TRIGGERER_SAFE_SINCE
+
 
 @dataclass(frozen=True)
 class _PollConnection:
