@@ -39,6 +39,7 @@ import pytest
 from airflow_provider_crm.sandbox import Sandbox
 from airflow_provider_crm.sandbox.example_data import seed_example
 from airflow_provider_crm.sandbox.journal import JournalEntry
+from tests.airflow_versions import defers_to_the_triggerer
 from tests.helpers import read_jsonl
 
 REPO = Path(__file__).resolve().parents[2]
@@ -428,6 +429,7 @@ def _bulk_polls(journal: list[JournalEntry]) -> list[JournalEntry]:
     return [e for e in journal if e.method == "GET" and len(e.segments) == 3 and e.segments[1] == "bulk"]
 
 
+@defers_to_the_triggerer
 def test_deferrable_kustomer_bulk_run_waits_in_the_triggerer(
     deployment: Deployment, started: dict[str, str], vendors: Sandbox
 ) -> None:
