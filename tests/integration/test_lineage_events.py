@@ -24,7 +24,8 @@ from tests.integration.user_projects import Outcome, run_user_suite
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
-EXAMPLE_DAGS = ("example_crm_chain.py", "example_nightly_sync.py")
+EXAMPLE_DAGS = ("example_crm_chain.py", "example_nightly_sync.py", "example_bulk_sync.py")
+BULK_TASKS = ("extract_orders", "push_to_kustomer", "to_hubspot_orders", "upsert_to_hubspot")
 EVENTS_DEADLINE_S = 120.0
 CHAIN_TASKS = ("create_order", "ship_order", "link_licence_customer", "tag_shop_customer", "patch_crm_order")
 NIGHTLY_TASKS = (
@@ -145,8 +146,9 @@ def with_openlineage(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dic
     if importlib.util.find_spec("airflow.providers.openlineage") is None:
         pytest.skip("apache-airflow-providers-openlineage is not installed (pip install -e '.[test]')")
     outcomes, path, facts = run_project(tmp_path_factory.mktemp("lineage-project"), blocked=False)
-    assert len(outcomes) == 3 and not failures(outcomes), failures(outcomes)
+    assert len(outcomes) == 4 and not failures(outcomes), failures(outcomes)
     jobs = {
+        *(f"crm_bulk_sync.{task}" for task in BULK_TASKS),
         *(f"crm_example_chain.{task}" for task in CHAIN_TASKS),
         *(f"crm_nightly_sync.{task}" for task in NIGHTLY_TASKS),
         "crm_lineage_partial_failure.update_customers",
@@ -183,6 +185,17 @@ def test_the_nightly_sync_reports_its_export_and_the_records_each_bulk_task_wrot
     }
 
 
+def test_the_bulk_example_reports_the_records_each_bulk_task_wrote(with_openlineage: tuple[list[Any], Path]) -> None:
+    events, facts = with_openlineage
+    _, ns = read_facts(facts, "bulk")
+    assert ended(events, "crm_bulk_sync") == {
+        "extract_orders": [NOTHING],
+        "push_to_kustomer": [written(ns["kustomer"], "klasses.ecomm-order", 50)],
+        "to_hubspot_orders": [NOTHING],
+        "upsert_to_hubspot": [written(ns["hubspot"], "orders", 50)],
+    }
+
+
 def test_a_failed_bulk_run_reports_the_records_it_wrote_before_failing(
     with_openlineage: tuple[list[Any], Path],
 ) -> None:
@@ -196,5 +209,5 @@ def test_a_failed_bulk_run_reports_the_records_it_wrote_before_failing(
 
 def test_without_openlineage_the_same_runs_pass_and_nothing_is_emitted(tmp_path: Path) -> None:
     outcomes, events, _ = run_project(tmp_path, blocked=True)
-    assert len(outcomes) == 5 and not failures(outcomes), failures(outcomes)
+    assert len(outcomes) == 6 and not failures(outcomes), failures(outcomes)
     assert not events.exists()

@@ -60,6 +60,11 @@ def test_the_nightly_sync_reads_its_export(crm_airflow: CrmAirflow, tmp_path: Pa
     remember("nightly", crm_airflow, orders_csv=crm_airflow.xcom(run, "export_orders"))
 
 
+def test_the_bulk_example_writes_its_orders(crm_airflow: CrmAirflow) -> None:
+    crm_airflow.run(DAGS / "example_bulk_sync.py")
+    remember("bulk", crm_airflow)
+
+
 def test_a_bulk_run_that_fails_after_writing_some_records(crm_airflow: CrmAirflow, tmp_path: Path) -> None:
     crm_airflow.sandbox.app("kaiten").seed("acme-corp", "Acme Corp")
     source = tmp_path / "customers.jsonl"
