@@ -49,6 +49,7 @@ from airflow_provider_crm.bulk.progress import (
 )
 from airflow_provider_crm.bulk.progress_log import InfoLog, ProgressLog, summary_line
 from airflow_provider_crm.bulk.sources import BadRecord
+from airflow_provider_crm.bulk.sync_state import SyncState
 from airflow_provider_crm.errors import CrmValidationError
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ class Item:
     the vendor compares them (HubSpot: without case or padding).
     """
 
-    __slots__ = ("index", "key", "prepared", "record", "same_as")
+    __slots__ = ("index", "key", "known_id", "prepared", "record", "same_as")
 
     def __init__(self, index: int, key: str, record: Any, prepared: Any, same_as: str | None = None) -> None:
         self.index = index
@@ -78,6 +79,8 @@ class Item:
         self.record = record
         self.prepared = prepared
         self.same_as = key if same_as is None else same_as
+        self.known_id: str | None = None
+        """The remote id the incremental-sync store holds for the key (a writer may use it to skip a lookup)."""
 
 
 class RecordWriter(Protocol):
@@ -125,10 +128,17 @@ class Summary:
     rate_limited: int = 0
     retry_later: int = 0
     dry_run: bool = False
+    incremental: bool = False
+    """Whether the run compared records with an incremental-sync store (``skipped_unchanged`` then counts)."""
+    skipped_unchanged: int = 0
+    """Records of this try not sent because the store holds them as confirmed."""
+    full_sync: bool = False
 
     def add(self, outcome: Outcome) -> None:
         self.total += 1
         self.counts[outcome.action] = self.counts.get(outcome.action, 0) + 1
+        if outcome.action == UNCHANGED and outcome.status == SKIPPED:
+            self.skipped_unchanged += 1
         self.retry_later += outcome.retry_later
         if outcome.remote_id and self.ids is not None and len(self.ids) < IDS_IN_SUMMARY:
             self.ids[outcome.key] = outcome.remote_id
@@ -152,6 +162,8 @@ class Summary:
         }
         if self.dry_run:
             result.update({action: self.counts.get(action, 0) for action in (WOULD_CREATE, WOULD_UPDATE, INVALID)})
+        if self.incremental:
+            result.update(skipped_unchanged=self.skipped_unchanged, full_sync=self.full_sync)
         if self.counts.get(NOT_ATTEMPTED):
             result[NOT_ATTEMPTED] = self.counts[NOT_ATTEMPTED]
         if self.total <= IDS_IN_SUMMARY and self.ids is not None:
@@ -185,6 +197,7 @@ class BulkRunner:
         progress_interval: float | None = None,
         expected: int | None = None,
         logger: InfoLog = log,
+        sync: SyncState | None = None,
     ) -> None:
         self.writer = writer
         self._same_record: SameRecord | None = getattr(writer, "same_record", None)
@@ -203,6 +216,8 @@ class BulkRunner:
         """How many records the input holds, when known (for the progress lines)."""
         self.logger = logger
         """Where the progress and summary lines go: the operator passes its task log."""
+        self.sync = sync
+        """The incremental-sync store: records it holds as confirmed are not sent (:mod:`.sync_state`)."""
         self._ledgers: list[str] = []
         self._lock = threading.Lock()
 
@@ -210,6 +225,8 @@ class BulkRunner:
         started = time.monotonic()
         resume = self.progress.load() if self.progress and not self.dry_run else Resume()
         summary = Summary(resumed_from=resume.settled, dry_run=self.dry_run)
+        if self.sync is not None:
+            summary.incremental, summary.full_sync = True, self.sync.full
         summary.counts.update(resume.counts)
         summary.total = resume.settled
         summary.ledger_path = self.ledger.ledger.path
@@ -285,7 +302,14 @@ class BulkRunner:
             )
             self._account(outcome, record, summary, tracker, key)
             return None
-        return Item(index, key, record, prepared, self._same_record(prepared) if self._same_record else None)
+        item = Item(index, key, record, prepared, self._same_record(prepared) if self._same_record else None)
+        if self.sync is not None:
+            skip, item.known_id = self.sync.unchanged(index, key, prepared)
+            if skip:
+                outcome = Outcome(index, key, UNCHANGED, remote_id=item.known_id, status=SKIPPED)
+                self._account(outcome, record, summary, tracker, item.same_as)
+                return None
+        return item
 
     @property
     def _refused(self) -> str:
@@ -303,6 +327,8 @@ class BulkRunner:
         with self._lock:
             self.ledger.record(outcome, record)
             summary.add(outcome)
+            if self.sync is not None:
+                self.sync.settled(outcome)
             # Owed: refused for a reason that can pass. Never settled: not sent (or the run stopped on it).
             settled = None if outcome.action == NOT_ATTEMPTED else outcome.action
             tracker.complete(outcome.index, settled, outcome.retry_later, same_as)

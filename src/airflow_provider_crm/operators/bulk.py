@@ -10,6 +10,7 @@ See :mod:`airflow_provider_crm.bulk.writers` for each vendor's record shape.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from airflow_provider_crm.bulk.runner import RecordWriter
     from airflow_provider_crm.bulk.sources import BadRecord
     from airflow_provider_crm.bulk.submitted_jobs import SubmittedJobs
+    from airflow_provider_crm.bulk.sync_state import SyncState
     from airflow_provider_crm.hooks.base import CrmHook
     from airflow_provider_crm.hooks.hubspot import HubSpotHook
     from airflow_provider_crm.hooks.kaiten import KaitenHook
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from airflow_provider_crm.hooks.microbase import MicroBaseHook
     from airflow_provider_crm.triggers.kustomer_bulk import KustomerBulkJobTrigger
 
-_COMMON_TEMPLATES = ("records", "source", "ledger_path", "dead_letter_path")
+_COMMON_TEMPLATES = ("records", "source", "ledger_path", "dead_letter_path", "state_path", "full_sync_every")
 
 
 class BulkWriteOperator(BulkLineage, BaseOperator):
@@ -62,6 +64,16 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
     :param progress_interval: Seconds between the progress lines a run logs (records done, of how many
         when ``records`` is a list, records/s, 429s waited out, time left); ``None`` or 0: none. A
         summary line ends every run either way.
+    :param skip_unchanged: Send only records whose request differs from the one last sent for their key
+        and confirmed by the vendor; the others are ``unchanged`` with status ``skipped`` in the ledger
+        (see :mod:`~airflow_provider_crm.bulk.sync_state`). Needs ``state_path``.
+    :param state_path: The incremental-sync store, local or any ``ObjectStoragePath`` URL; one per
+        task, one run at a time (``max_active_runs=1``). Given without ``skip_unchanged``, every record
+        is sent and the store is kept up to date. (templated)
+    :param full_sync_every: Send every record when the last full sync is older than this, e.g. ``"7d"``,
+        ``"12h"``; ``"0s"`` forces one now. (templated)
+    :param on_state_error: ``fail`` (default: a store that cannot be read fails the task before anything is
+        sent) or ``full_sync`` (send every record and write a new store).
     """
 
     template_fields: Sequence[str] = _COMMON_TEMPLATES
@@ -82,15 +94,30 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
         column_types: dict[str, str] | None = None,
         push_ids: bool = False,
         progress_interval: float | None = 60.0,
+        skip_unchanged: bool = False,
+        state_path: str | None = None,
+        full_sync_every: str | timedelta | None = None,
+        on_state_error: str = "fail",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         from airflow_provider_crm.bulk.cells import check_column_types
         from airflow_provider_crm.bulk.policy import ErrorPolicy
+        from airflow_provider_crm.bulk.sync_state import ON_STATE_ERROR, parse_every
 
         ErrorPolicy(on_record_error, max_reject_ratio)  # refuse bad settings when the DAG is parsed
         if push_ids and not ledger_path:
             raise ValueError("push_ids reads the ids back from the ledger: give ledger_path too")
+        if skip_unchanged and not state_path:
+            raise ValueError("skip_unchanged compares records with the store at state_path: give state_path too")
+        if on_state_error not in ON_STATE_ERROR:
+            raise ValueError(f"on_state_error must be one of {', '.join(ON_STATE_ERROR)}, not {on_state_error!r}")
+        if not (isinstance(full_sync_every, str) and "{{" in full_sync_every):
+            parse_every(full_sync_every)  # refused when the DAG is parsed (a template is checked when rendered)
+        self.skip_unchanged = skip_unchanged
+        self.state_path = state_path
+        self.full_sync_every = full_sync_every
+        self.on_state_error = on_state_error
         self.push_ids = push_ids
         self.records = records
         self.source = source
@@ -147,6 +174,7 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
         from airflow_provider_crm.bulk.runner import BulkRunner
 
         policy = ErrorPolicy(self.on_record_error, self.max_reject_ratio)
+        sync = self.sync_state()
         self.hook.use_rate_limit(self.rate_limit)
         progress = None if self.preview_only else TaskStateProgress.from_context(context)
         resuming = progress is not None and progress.load().started
@@ -166,8 +194,15 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
             progress_interval=self.progress_interval,
             expected=len(self.records) if isinstance(self.records, (list, tuple)) else None,
             logger=self.log,
+            sync=sync,
         )
-        summary = runner.run(self.read_records())
+        completed = False
+        try:
+            summary = runner.run(self.read_records())
+            completed = True
+        finally:
+            if sync is not None and not self.preview_only:
+                sync.save(completed=completed)  # confirmed outcomes count even when the run failed
         self.note_written(summary.counts)
         if after_run is not None:
             after_run()
@@ -185,6 +220,35 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
             if progress is not None:
                 progress.clear()  # done: a later re-run of this task instance sends everything again
         return result
+
+    def sync_scope(self) -> str:
+        """What writes through this task's store: the operator and its target (a klass, an id property)."""
+        target = getattr(self, "klass_name", None) or getattr(self, "id_property", None) or ""
+        return f"{type(self).__name__}:{target}"
+
+    def sync_state(self) -> SyncState | None:
+        """The incremental-sync store for this run (None without ``state_path``), read before anything is sent."""
+        if not self.state_path:
+            return None
+        from airflow_provider_crm.bulk.sync_state import SyncState, parse_every
+
+        sync = SyncState(
+            self.state_path,
+            self.sync_scope(),
+            full_sync_every=parse_every(self.full_sync_every),
+            on_state_error=self.on_state_error,
+            skip=self.skip_unchanged,
+        )
+        if sync.full:
+            self.log.info("incremental sync: sending every record (%s); store: %s", sync.reason, self.state_path)
+        else:
+            self.log.info(
+                "incremental sync: skipping records unchanged since the store was saved at %s (%d keys, %s)",
+                sync.header.saved_at,
+                len(sync.base),
+                self.state_path,
+            )
+        return sync
 
     def check_unsettled(self, counts: dict[str, int]) -> None:
         """Fail the task when records ended in a state no retry can resolve; by default none can.
@@ -324,7 +388,9 @@ class KustomerBulkCreateKObjectsOperator(BulkWriteOperator):
         self.hook.use_rate_limit(self.rate_limit)
         progress = TaskStateProgress.from_context(context)
         tracker = Tracker(progress.load() if progress is not None else Resume())
-        submit_records(self._typed_writer(), self.read_records(), plan, tracker.in_play)
+        sync = self.sync_state()
+        unchanged = sync.matches if sync is not None else None
+        submit_records(self._typed_writer(), self.read_records(), plan, tracker.in_play, unchanged)
         if not plan.job_ids:
             return self.collect_jobs(context, plan, ())
         self.log.info("submitted %d Kustomer bulk job(s); waiting for them in the triggerer", len(plan.job_ids))

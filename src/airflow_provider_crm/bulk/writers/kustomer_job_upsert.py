@@ -15,13 +15,17 @@ external id that exists is not documented, so the refusal's wording is not relie
 Cost of the org's per-minute budget: a new record 1/100 of a request plus its share of the job reads;
 a known record that changed 2/100 plus one lookup; a known record that did not change 1/100 plus one
 lookup. A lost submit is settled as for bulk creates (look up, submit only what is missing).
+
+With an incremental-sync store (``state_path``), a record whose key the store knows carries the
+KObject id Kustomer gave it (:attr:`~airflow_provider_crm.bulk.runner.Item.known_id`) and is sent
+straight as a bulk update by that id: 1/100 of a request, no create, no lookup.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_crm.bulk.ledger import CREATED, UNCHANGED, Outcome
+from airflow_provider_crm.bulk.ledger import CREATED, ERROR, REJECTED, UNCHANGED, Outcome
 from airflow_provider_crm.bulk.runner import Item
 from airflow_provider_crm.bulk.writers.kustomer import KustomerUpsertWriter
 from airflow_provider_crm.bulk.writers.kustomer_jobs import (
@@ -92,10 +96,32 @@ class KustomerJobUpsertWriter(KustomerUpsertWriter):
         self.updates.durations = self.creates.durations
 
     def write(self, items: list[Item]) -> list[Outcome]:
-        """Write a unit: bulk creates for all, then bulk updates for the known records that differ.
+        """Write a unit: bulk updates by id for records whose id the sync store knows, bulk creates for
+        the others, then bulk updates for the known records that differ.
+
+        An update by a remembered id that Kustomer refuses for good (the object is gone, say) goes the
+        create-and-look-up way, so a stale store costs requests, never a record.
 
         :param items: The unit's records (validated upserts); their keys are unique in the unit.
         """
+        outcomes: dict[int, Outcome] = {}
+        by_id = [item for item in items if item.known_id]
+        rest = [item for item in items if not item.known_id]
+        if by_id:
+            positions = {item.index: item for item in by_id}
+            sent = [_sending(item, item.prepared.as_update(item.known_id)) for item in by_id]
+            for outcome in self.updates.write(sent):
+                if outcome.action == REJECTED and outcome.status == ERROR:
+                    rest.append(positions[outcome.index])
+                else:
+                    outcomes[outcome.index] = outcome
+            rest.sort(key=lambda item: item.index)
+        if rest:
+            outcomes.update(self._create_then_update(rest))
+        return [outcomes[item.index] for item in items]
+
+    def _create_then_update(self, items: list[Item]) -> dict[int, Outcome]:
+        """Bulk creates for all, then bulk updates for the known records that differ."""
         as_creates = [
             Item(item.index, item.key, item.record, item.prepared.as_create(), item.same_as) for item in items
         ]
@@ -114,7 +140,7 @@ class KustomerJobUpsertWriter(KustomerUpsertWriter):
             self.creates.after_lost_submit.discard(item.index)
         if updates:
             outcomes.update((outcome.index, outcome) for outcome in self.updates.write(updates))
-        return [outcomes[item.index] for item in items]
+        return outcomes
 
 
 def _sending(item: Item, request: Any) -> Item:

@@ -574,6 +574,7 @@ def submit_records(
     records: Iterable[dict[str, Any] | BadRecord],
     plan: SubmittedJobs,
     in_play: Callable[[int], bool] = lambda index: True,
+    unchanged: Callable[[int, str, Any], bool] | None = None,
 ) -> None:
     """Validate and submit every record not in ``plan`` yet, saving each job in it as soon as it is accepted.
 
@@ -585,6 +586,8 @@ def submit_records(
     :param records: The task's input, read once.
     :param plan: Where the jobs are saved; jobs it already holds are not submitted again.
     :param in_play: Whether the record at a position is sent in this try (resume across tries).
+    :param unchanged: Whether a record is skipped as unchanged (incremental sync); the collecting pass
+        skips the same records.
     """
     jobs: KustomerJobWriting = writer.job_writer  # type: ignore[attr-defined]
     jobs.on_submitted = lambda job_id, chunk: plan.add_job(job_id, (item.index for item in chunk))
@@ -601,9 +604,12 @@ def submit_records(
             if plan.knows(index):
                 continue
             try:
-                unit.append(Item(index, key, record, writer.prepare(record)))
+                prepared = writer.prepare(record)
             except CrmValidationError:
                 continue
+            if unchanged is not None and unchanged(index, key, prepared):
+                continue
+            unit.append(Item(index, key, record, prepared))
             if len(unit) >= writer.batch_size:
                 plan.add_settled(jobs.submit_unit(unit).settled.values())
                 unit = []
