@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -123,10 +123,11 @@ def _at_progress(samples: list[list[float]], share: float) -> float:
     return samples[-1][1]
 
 
-def run_worker(script: Path, workdir: Path, connection: dict[str, Any]) -> dict[str, Any]:
+def run_worker(script: Path, workdir: Path, connection: dict[str, Any], extra: Sequence[str] = ()) -> dict[str, Any]:
     """Run ``script --worker`` over the records in ``workdir``; what it measured (see :func:`sampled_execute`).
 
-    The worker reads :data:`WORKER_SOURCE` and writes :data:`WORKER_LEDGER` in ``workdir``.
+    The worker reads :data:`WORKER_SOURCE` and writes :data:`WORKER_LEDGER` in ``workdir``; ``extra``
+    options follow the others (e.g. ``--state=...``, which :func:`worker_args` accepts).
     """
     out = workdir / "result.json"
     command = [
@@ -138,6 +139,7 @@ def run_worker(script: Path, workdir: Path, connection: dict[str, Any]) -> dict[
         f"--dead-letter={workdir / 'dead.jsonl'}",
         f"--connection={json.dumps(connection)}",
         f"--out={out}",
+        *extra,
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0 or not out.exists():
@@ -151,6 +153,7 @@ def worker_args() -> argparse.Namespace:
     parser.add_argument("--worker", action="store_true")
     for option in ("--source", "--ledger", "--dead-letter", "--connection", "--out"):
         parser.add_argument(option, required=True)
+    parser.add_argument("--state", default="")
     return parser.parse_args()
 
 

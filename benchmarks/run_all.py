@@ -19,6 +19,7 @@ import bench_advertised_rate
 import bench_call_overhead
 import bench_deferrable_slots
 import bench_import
+import bench_incremental_sync
 import bench_kustomer_bulk_jobs
 import bench_kustomer_bulk_memory
 import bench_memory
@@ -38,6 +39,7 @@ RUNNERS: dict[str, Callable[[bool], BenchResult]] = {
     "kustomer_bulk_jobs": bench_kustomer_bulk_jobs.run,
     "kustomer_bulk_memory": bench_kustomer_bulk_memory.run,
     "deferrable_slots": bench_deferrable_slots.run,
+    "incremental_sync": bench_incremental_sync.run,
 }
 TITLES = {
     "import": "import",
@@ -50,6 +52,7 @@ TITLES = {
     "kustomer_bulk_jobs": "kustomer bulk jobs",
     "kustomer_bulk_memory": "kustomer bulk jobs: memory",
     "deferrable_slots": "deferrable bulk jobs: worker slots",
+    "incremental_sync": "incremental sync",
 }
 
 

@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = REPO / "docs"
 DAG_MARKER = "# example-dag"
 SCRIPT_MARKER = "# example-script"
-BULK_OUTPUT = Path("/tmp/crm-bulk")  # where the bulk examples write their ledgers
+DOCS_OUTPUT = "/tmp/crm-bulk"  # where the bulk examples write their ledgers, as the docs show it
+BULK_OUTPUT = Path(tempfile.mkdtemp(prefix="crm-bulk-"))
+"""Where they write here: one directory per test process, so suites run side by side never share it."""
 
 _BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 _DAG_ID = re.compile(r"""dag_id\s*=\s*["']([^"']+)["']""")
@@ -147,7 +150,7 @@ def test_example_dag_runs_against_the_sandbox(
 ) -> None:
     output = BULK_OUTPUT / example.dag_id
     try:
-        run = run_dag(example.source, dag_id=example.dag_id)
+        run = run_dag(example.source.replace(DOCS_OUTPUT, str(BULK_OUTPUT)), dag_id=example.dag_id)
         instances = run.get_task_instances()
         states = {ti.task_id: str(ti.state) for ti in instances}
         results = {ti.task_id: ti.xcom_pull(task_ids=ti.task_id) for ti in instances}

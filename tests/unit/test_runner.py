@@ -153,3 +153,12 @@ def test_a_writer_that_raises_stops_the_run_and_lists_the_unit_as_not_settled(tm
         run([{"key": "a"}], Broken(), ledger_path=tmp_path / "ledger.jsonl")
     (line,) = [json.loads(text) for text in (tmp_path / "ledger.jsonl").read_text().splitlines()]
     assert (line["action"], line["error_code"]) == (NOT_ATTEMPTED, "RuntimeError")
+
+
+def test_a_ledger_line_names_every_outcome_field() -> None:
+    from dataclasses import asdict
+
+    from airflow_provider_crm.bulk.ledger import RETRY, Outcome
+
+    outcome = Outcome(3, "k", "rejected", remote_id="r", status=RETRY, error_code="http_503", error_message="busy")
+    assert outcome.as_line() == asdict(outcome)

@@ -51,6 +51,10 @@ def test_second_run_sends_nothing_and_a_change_sends_only_that_record(tmp_path: 
     assert sent == [] and state.skipped == 50
     assert run(store, {**records, "ext-7": 700, "ext-new": 1})[1] == ["ext-7", "ext-new"]
     assert run(store, {**records, "ext-7": 700, "ext-new": 1})[1] == []
+    before = len(store.read_bytes())
+    assert run(store, {**records, "ext-7": 7000, "ext-new": 1})[1] == ["ext-7"]  # updated in place
+    assert run(store, {**records, "ext-7": 7000, "ext-new": 1})[1] == []
+    assert len(store.read_bytes()) == before
     assert SyncState(str(store), SCOPE).remote_id("ext-7") == "id-ext-7"
 
 
@@ -143,6 +147,8 @@ def test_another_tasks_store_is_refused(tmp_path: Path) -> None:
     run(store, {"a": 1})
     with pytest.raises(SyncStoreError, match="belongs to"):
         SyncState(str(store), "HubSpotBulkUpdateOrdersOperator:")
+    with pytest.raises(SyncStoreError, match="give each task its own state_path"):
+        SyncState(str(store), "HubSpotBulkUpdateOrdersOperator:", on_state_error="full_sync")
 
 
 def test_a_concurrent_writer_is_detected_and_its_store_kept(tmp_path: Path) -> None:
@@ -206,3 +212,25 @@ def test_merge_keeps_every_key_and_the_latest_word(tmp_path: Path) -> None:
     state = SyncState(str(store), SCOPE)
     assert all(state.remote_id(key) == f"id-{key}" for key in second)
     assert run(store, second)[1] == []
+
+
+def test_spellings_the_vendor_takes_for_one_record_share_an_entry(tmp_path: Path) -> None:
+    """HubSpot takes "ABC" and "abc" for one order: one entry holds the last write, so an input with both
+    spellings sends both every night, in order, and HubSpot always ends with the input's last word."""
+    store = tmp_path / "s"
+
+    def night(values: dict[str, int]) -> list[str]:
+        state = SyncState(str(store), SCOPE)
+        sent = []
+        for index, (key, value) in enumerate(values.items()):
+            if not state.unchanged(index, key, body(key, value), same_as=key.lower())[0]:
+                sent.append(key)
+                state.settled(Outcome(index, key, UPDATED, remote_id="order-1"))
+        state.save(completed=True)
+        return sent
+
+    assert night({"ABC": 1, "abc": 2}) == ["ABC", "abc"]
+    assert night({"ABC": 1, "abc": 2}) == ["ABC", "abc"]  # "ABC" differs from the entry ("abc"'s write)
+    assert night({"abc": 2}) == []
+    assert night({"ABC": 3}) == ["ABC"]
+    assert night({"abc": 2}) == ["abc"]  # with keys compared exactly, "abc" would be skipped: HubSpot holds 3

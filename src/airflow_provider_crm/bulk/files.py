@@ -8,10 +8,24 @@ from urllib.parse import unquote, urlsplit
 
 
 def open_path(path: str | os.PathLike[str], mode: str) -> IO[Any]:
-    """Open a local path or object-storage URL in text mode (``r``, ``w`` or ``a``)."""
+    """Open a local path or object-storage URL in text mode (``r``, ``w`` or ``a``).
+
+    A local path is opened with :func:`open` itself: ``ObjectStoragePath`` wraps every call on its
+    files (for hook-level lineage, which the operators' own OpenLineage facets replace), and a
+    ledger line per record made that wrapper most of a large run's cost of writing its ledger.
+    """
     from airflow_provider_crm._compat import ObjectStoragePath
 
-    target = path if isinstance(path, ObjectStoragePath) else ObjectStoragePath(_local_if_file_url(str(path)))
+    target: ObjectStoragePath
+    if isinstance(path, ObjectStoragePath):
+        target = path
+    else:
+        local = _local_if_file_url(os.fspath(path))
+        if "://" not in local:
+            if mode in ("w", "a"):
+                os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+            return open(local, mode, encoding="utf-8", newline="")
+        target = ObjectStoragePath(local)
     if mode in ("w", "a"):
         parent = target.parent
         if target.protocol in ("", "file", "local"):

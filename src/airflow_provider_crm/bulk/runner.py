@@ -304,7 +304,7 @@ class BulkRunner:
             return None
         item = Item(index, key, record, prepared, self._same_record(prepared) if self._same_record else None)
         if self.sync is not None:
-            skip, item.known_id = self.sync.unchanged(index, key, prepared)
+            skip, item.known_id = self.sync.unchanged(index, key, prepared, item.same_as)
             if skip:
                 outcome = Outcome(index, key, UNCHANGED, remote_id=item.known_id, status=SKIPPED)
                 self._account(outcome, record, summary, tracker, item.same_as)

@@ -124,10 +124,13 @@ def _header(head: bytes, line: bytes, path: str) -> StoreHeader:
 
 
 def load(path: str) -> tuple[StoreHeader, StoreArrays] | None:
-    """The store at ``path``, checked against its digest; None when there is no file."""
+    """The store at ``path``, checked against its digest; None when there is no file.
+
+    Columns are read straight into their arrays (no intermediate copy of the file in memory).
+    """
     target = _target(path)
     try:
-        handle = target.open("rb")
+        handle = open(str(target), "rb") if _is_local(target) else target.open("rb")  # noqa: SIM115
     except FileNotFoundError:
         return None
     with handle:
@@ -137,17 +140,29 @@ def load(path: str) -> tuple[StoreHeader, StoreArrays] | None:
         digest.update(head + line)
         header = _header(head, line, path)
         arrays = StoreArrays()
-        for column, width in ((arrays.keys, 8), (arrays.fingerprints, 8), (arrays.id_ends, 4)):
-            data = _exactly(handle, header.count * width, path)
-            digest.update(data)
-            column.frombytes(data)
-            if sys.byteorder == "big":
-                column.byteswap()
+        for column, count in ((arrays.keys, header.count), (arrays.fingerprints, header.count)):
+            _read_column(handle, column, count, path)
+            digest.update(column)
+        _read_column(handle, arrays.id_ends, header.count, path)
+        digest.update(arrays.id_ends)
         arrays.ids = _exactly(handle, header.ids_bytes, path)
         digest.update(arrays.ids)
         if handle.read(DIGEST_BYTES + 1) != digest.digest():
             raise SyncStoreError(f"state_path {path}: the file is cut short or was changed (digest mismatch)")
+    if sys.byteorder == "big":
+        for column in (arrays.keys, arrays.fingerprints, arrays.id_ends):
+            column.byteswap()
     return header, arrays
+
+
+def _read_column(handle: IO[bytes], column: array[int], count: int, path: str) -> None:
+    """Append ``count`` items read from ``handle`` to ``column`` (as stored: little-endian)."""
+    try:
+        column.fromfile(handle, count)
+    except EOFError as exc:
+        raise SyncStoreError(f"state_path {path}: the file is cut short ({exc})") from exc
+    except (TypeError, AttributeError, OSError):  # not a real file (object storage): read, then copy
+        column.frombytes(_exactly(handle, count * column.itemsize, path))
 
 
 def save(path: str, header: StoreHeader, arrays: StoreArrays, *, loaded_generation: int | None) -> None:
@@ -191,6 +206,7 @@ def _save_local(path: str, header: StoreHeader, arrays: StoreArrays) -> None:
 
 
 def _write(handle: IO[bytes], header: StoreHeader, arrays: StoreArrays) -> None:
+    """Write the store; the columns go out as they are held (no copy), swapped only on big-endian machines."""
     digest = hashlib.blake2b(digest_size=DIGEST_BYTES)
     for part in (MAGIC, header.line()):
         digest.update(part)
@@ -199,9 +215,8 @@ def _write(handle: IO[bytes], header: StoreHeader, arrays: StoreArrays) -> None:
         if sys.byteorder == "big":
             column = array(column.typecode, column)
             column.byteswap()
-        data = column.tobytes()
-        digest.update(data)
-        handle.write(data)
+        digest.update(column)
+        handle.write(column)
     digest.update(arrays.ids)
     handle.write(arrays.ids)
     handle.write(digest.digest())
