@@ -306,3 +306,39 @@ def test_per_record_vendors_skip_what_they_confirmed(
     ledger = run(records, "l3.jsonl")
     assert [line["key"] for line in ledger if line["status"] == "ok"] == [records[12][field]]
     assert len(sandbox.writes(vendor)[mark:]) == 1
+
+
+def test_a_deferrable_kustomer_run_submits_only_what_changed(
+    run_dag: Any, sandbox: Sandbox, kustomer_conn: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The submit pass (before deferring) and the collecting pass (after) skip the same records."""
+    from tests.airflow_versions import DEFERS_TO_THE_TRIGGERER
+    from tests.bulk.test_kustomer_bulk_deferrable import TRIGGER_RAN
+    from tests.bulk.test_kustomer_bulk_deferrable import dag as deferrable_dag
+    from tests.bulk.test_kustomer_bulk_jobs import creates
+
+    sandbox.kustomer.configure({"bulk_processing_seconds": 0.2})
+    options = f"deferrable=True, skip_unchanged=True, state_path={str(tmp_path / 'orders.sync')!r}"
+    first = run_dag(deferrable_dag(creates(150), tmp_path / "l1.jsonl", deferrable=options))
+    assert task_states(first) == {"sync": "success"}
+    ids = stored_by_external_id(sandbox)
+
+    records = creates(152)
+    records[5]["title"], records[9]["title"] = "renamed 5", "renamed 9"  # a create leaves a held object alone
+    mark = len(sandbox.journal("kustomer"))
+    caplog.clear()
+    second = run_dag(deferrable_dag(records, tmp_path / "l2.jsonl", deferrable=options))
+    assert task_states(second) == {"sync": "success"}
+    assert caplog.text.count(TRIGGER_RAN) == (1 if DEFERS_TO_THE_TRIGGERER else 0)
+    submitted = [e for e in sandbox.journal("kustomer")[mark:] if e.method == "POST" and e.path == BULK]
+    assert sorted(item["externalId"] for e in submitted for item in e.body) == [
+        "order-150",
+        "order-151",
+        "order-5",
+        "order-9",
+    ]
+    lines = {line["key"]: (line["action"], line["status"]) for line in read_jsonl(tmp_path / "l2.jsonl")}
+    assert Counter(lines.values()) == Counter(
+        {("unchanged", "skipped"): 148, ("created", "ok"): 2, ("unchanged", "ok"): 2}
+    )
+    assert {key: ids[key] for key in ids} == {key: stored_by_external_id(sandbox)[key] for key in ids}
