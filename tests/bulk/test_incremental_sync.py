@@ -210,14 +210,14 @@ from airflow_provider_crm.operators.bulk import KustomerBulkUpsertKObjectsOperat
 with DAG("__DAG_ID__", schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")):
     KustomerBulkUpsertKObjectsOperator(
         task_id="sync", klass_name="orders", records=RECORDS, ledger_path=LEDGER, poll_interval=0.05, rate_limit=0,
-        skip_unchanged=True, state_path=STATE,
+        skip_unchanged=True, state_path=STATE, mode=MODE,
     )
 """
 
 
-def kustomer_dag(records: list[dict[str, Any]], ledger: Path, state: Path) -> str:
+def kustomer_dag(records: list[dict[str, Any]], ledger: Path, state: Path, mode: str = "bulk_job") -> str:
     text = KUSTOMER_DAG.replace("RECORDS", repr(records)).replace("LEDGER", repr(str(ledger)))
-    return text.replace("STATE", repr(str(state)))
+    return text.replace("STATE", repr(str(state))).replace("MODE", repr(mode))
 
 
 def kobjects(count: int, changed: dict[int, int] | None = None) -> list[dict[str, Any]]:
@@ -270,6 +270,33 @@ def test_a_kustomer_upsert_finds_an_object_the_store_remembers_wrongly(
     assert (line["action"], line["remote_id"]) == ("updated", newer)
     totals = {o["externalId"]: o["custom"]["totalNum"] for o in sandbox.state("kustomer").kobjects("orders")}
     assert totals["o-4"] == 44 and len(totals) == 10
+
+
+def test_a_per_record_kustomer_upsert_puts_by_the_remembered_id(
+    run_dag: Any, sandbox: Sandbox, kustomer_conn: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "orders.sync"
+    run_dag(kustomer_dag(kobjects(20), tmp_path / "l1.jsonl", state, mode="per_record"))
+    ids = stored_by_external_id(sandbox)
+    sandbox.state("kustomer").delete("orders", ids["o-4"])  # deleted outside the pipeline
+
+    mark = len(sandbox.journal("kustomer"))
+    run = run_dag(kustomer_dag(kobjects(20, {3: 33, 4: 44}), tmp_path / "l2.jsonl", state, mode="per_record"))
+    assert task_states(run) == {"sync": "success"}
+    entries = sandbox.journal("kustomer")[mark:]
+
+    def about(external_id: str) -> list[tuple[str, int | None]]:
+        return [
+            (e.method, e.status)
+            for e in entries
+            if e.path.endswith(f"/{ids[external_id]}") or e.segments[-1] == f"externalId={external_id}"
+        ]
+
+    assert about("o-3") == [("PUT", 200)], "updated by the remembered id, no lookup"
+    assert about("o-4") == [("PUT", 404), ("GET", 404)], "gone: found missing by external id, then created"
+    assert len(entries) == 4 and entries[-1].method == "POST"
+    held = {o["externalId"]: (o["id"], o["custom"]["totalNum"]) for o in sandbox.state("kustomer").kobjects("orders")}
+    assert held["o-3"] == (ids["o-3"], 33) and held["o-4"][1] == 44 and len(held) == 20
 
 
 @pytest.mark.parametrize("vendor", ["kaiten", "microbase"])

@@ -233,12 +233,13 @@ class SyncState:
         # Sort (key, log position) packed in one int: a third of the memory of sorting positions by a
         # key function, and equal keys keep their log order, so the last word comes last.
         shift = max(1, len(log).bit_length())
-        order = [entry & ((1 << shift) - 1) for entry in sorted(hashed << shift | n for n, hashed in enumerate(log))]
+        mask = (1 << shift) - 1
+        packed = sorted(hashed << shift | n for n, hashed in enumerate(log))
         merged = StoreArrays(ids=bytearray())
         position = 0
-        for rank, entry in enumerate(order):
-            hashed = log[entry]
-            if rank + 1 < len(order) and log[order[rank + 1]] == hashed:
+        for rank, value in enumerate(packed):
+            hashed, entry = value >> shift, value & mask
+            if rank + 1 < len(packed) and packed[rank + 1] >> shift == hashed:
                 continue  # a later log entry for the same key wins
             found = bisect_left(self.base.keys, hashed, lo=position)
             _copy(merged, self.base, position, found)

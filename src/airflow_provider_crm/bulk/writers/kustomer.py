@@ -88,7 +88,8 @@ class KustomerUpsertWriter(KustomerCreateWriter):
     """Creates or updates KObjects by ``external_id``: a lookup, then a ``PUT`` or a ``POST``.
 
     The ledger says what each record did: ``created``, ``updated``, or ``unchanged`` when the
-    stored object already held every value (then only the lookup was sent). A dry run looks each
+    stored object already held every value (then only the lookup was sent). A record whose id the
+    incremental-sync store knows is a ``PUT`` by that id, without the lookup. A dry run looks each
     record up and reports ``would_create``, ``would_update`` or ``unchanged``.
     """
 
@@ -100,6 +101,15 @@ class KustomerUpsertWriter(KustomerCreateWriter):
         return KObjectUpsert.build(self.klass_name, external_id, **fields)
 
     def write_one(self, item: Item) -> Outcome:
+        if item.known_id:
+            # The incremental-sync store remembers the id: update by it, with no lookup. If the object
+            # is gone, find or create it by external id; any other refusal rejects the record, the
+            # store forgets the id, and the next run takes the lookup path.
+            try:
+                kobject = self.hook.write_update(item.prepared.as_update(item.known_id))
+                return Outcome(item.index, item.key, UPDATED, remote_id=kobject.id)
+            except CrmNotFoundError:
+                pass
         kobject, result = self.hook.write_upsert(item.prepared)
         action = {"created": CREATED, "updated": UPDATED, "unchanged": UNCHANGED}[result]
         return Outcome(item.index, item.key, action, remote_id=kobject.id)
