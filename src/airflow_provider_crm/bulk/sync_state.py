@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import re
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable
@@ -34,26 +33,12 @@ from typing import Any
 from airflow_provider_crm.bulk import sync_file
 from airflow_provider_crm.bulk.ledger import OK, WRITTEN, Outcome
 from airflow_provider_crm.bulk.sync_file import StoreArrays, StoreHeader, SyncStoreError
+from airflow_provider_crm.bulk.sync_settings import ON_STATE_ERROR, parse_every
 
-ON_STATE_ERROR = ("fail", "full_sync")
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+__all__ = ["ON_STATE_ERROR", "SyncState", "fingerprint", "key_hash", "parse_every"]
+
 FORGOTTEN = 0
 """The fingerprint logged for a key sent and not confirmed: the merged store drops the key."""
-
-
-def parse_every(value: str | float | timedelta | None) -> timedelta | None:
-    """``"7d"``, ``"12h"``, ``"30m"``, ``"90s"``, ``"2w"``, seconds, a timedelta, or None (never)."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if match is None:
-        raise ValueError(f"full_sync_every: expected e.g. '7d', '12h', '30m' or seconds, got {value!r}")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
 def key_hash(key: str) -> int:

@@ -103,7 +103,7 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
         super().__init__(**kwargs)
         from airflow_provider_crm.bulk.cells import check_column_types
         from airflow_provider_crm.bulk.policy import ErrorPolicy
-        from airflow_provider_crm.bulk.sync_state import ON_STATE_ERROR, parse_every
+        from airflow_provider_crm.bulk.sync_settings import ON_STATE_ERROR, parse_every
 
         ErrorPolicy(on_record_error, max_reject_ratio)  # refuse bad settings when the DAG is parsed
         if push_ids and not ledger_path:
