@@ -106,7 +106,6 @@ class SyncState:
         self.log_id_ends: array[int] = array("I")
         self.log_ids = bytearray()
         self.pending: dict[int, tuple[int, int]] = {}
-        self.skipped = 0
 
     def _load(self, scope: str, on_state_error: str) -> str:
         """Read the store; the reason this run sends everything, or ``""`` when it need not.
@@ -147,16 +146,17 @@ class SyncState:
         """Whether a record has a key of its own (the ledger's ``#<position>`` is not one)."""
         return key != f"#{index}"
 
+    def _compare(self, key: str, prepared: Any, same_as: str | None) -> tuple[int, int, int, bool]:
+        """(key hash, fingerprint, store position or -1, whether the store holds this request unsent so far)."""
+        hashed = key_hash(key if same_as is None else same_as)
+        mark = fingerprint(key, prepared)
+        position = self._find(hashed)
+        fresh = not self.full and position >= 0 and not self.touched[position]
+        return hashed, mark, position, fresh and self.base.fingerprints[position] == mark
+
     def matches(self, index: int, key: str, prepared: Any) -> bool:
-        """Whether the store holds this request for ``key`` as confirmed (and this run sent none yet)."""
-        if self.full or not self.eligible(index, key):
-            return False
-        position = self._find(key_hash(key))
-        return (
-            position >= 0
-            and not self.touched[position]
-            and self.base.fingerprints[position] == fingerprint(key, prepared)
-        )
+        """Whether the store holds this request for ``key`` as confirmed (and this run sent none yet); notes nothing."""
+        return self.eligible(index, key) and self._compare(key, prepared, None)[3]
 
     def unchanged(self, index: int, key: str, prepared: Any, same_as: str | None = None) -> tuple[bool, str | None]:
         """Whether the record can be skipped (else it is noted as sent), and the remote id the store holds.
@@ -167,19 +167,14 @@ class SyncState:
         """
         if not self.eligible(index, key):
             return False, None
-        hashed = key_hash(key if same_as is None else same_as)
-        mark = fingerprint(key, prepared)
-        position = self._find(hashed)
-        fresh = not self.full and position >= 0 and not self.touched[position]
-        if fresh and self.base.fingerprints[position] == mark:
-            self.skipped += 1
-            return True, self.base.remote_id(position)
-        if position < 0:
-            self.pending[index] = (hashed, mark)
-            return False, None
-        self.touched[position] = 1
+        hashed, mark, position, same = self._compare(key, prepared, same_as)
+        remote_id = self.base.remote_id(position) if position >= 0 else None
+        if same:
+            return True, remote_id
+        if position >= 0:
+            self.touched[position] = 1
         self.pending[index] = (hashed, mark)
-        return False, self.base.remote_id(position)
+        return False, remote_id
 
     def settled(self, outcome: Outcome) -> None:
         """Log a sent record's outcome: its fingerprint when confirmed, else forget the key."""
