@@ -147,11 +147,17 @@ def test_5xx_on_create_with_external_id_checks_then_resends(hook: KustomerHook, 
     assert [o["id"] for o in stored(sandbox)] == [created.id]
 
 
-def test_read_timeout_with_external_id_looks_up_before_resending(kustomer_conn: str, sandbox: Sandbox) -> None:
-    hook = KustomerHook(kustomer_conn_id=kustomer_conn)
-    # The answer is late (read_timeout is 2 s) and the write lands only after the delay, so the
-    # client times out before the store: its lookup finds nothing and it sends the create again.
-    sandbox.inject("kustomer", Latency(seconds=2.5, method="POST"))
+def test_read_timeout_with_external_id_looks_up_before_resending(sandbox: Sandbox, monkeypatch) -> None:
+    import json
+
+    conn = sandbox.airflow_connection("kustomer") | {"extra": {"read_timeout": 1}}
+    monkeypatch.setenv("AIRFLOW_CONN_KUSTOMER_DEFAULT", json.dumps(conn))
+    hook = KustomerHook()
+    # The answer is late and the write lands only after the delay, so the client times out (1 s)
+    # and, after its first backoff (at most 0.5 s), looks up before the store: the lookup finds
+    # nothing and it sends the create again. The write lands at 4.5 s: 3 s of headroom for a
+    # loaded machine between the lookup and the store.
+    sandbox.inject("kustomer", Latency(seconds=4.5, method="POST"))
     created = hook.create_kobject(KLASS, title="t", external_id="slow-1")
     wait_for(lambda: len(posts(sandbox)) == 2)  # the late create is journaled once it is answered
     traffic = create_traffic(sandbox, "slow-1")
