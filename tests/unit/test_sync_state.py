@@ -234,3 +234,37 @@ def test_spellings_the_vendor_takes_for_one_record_share_an_entry(tmp_path: Path
     assert night({"abc": 2}) == []
     assert night({"ABC": 3}) == ["ABC"]
     assert night({"abc": 2}) == ["abc"]  # with keys compared exactly, "abc" would be skipped: HubSpot holds 3
+
+
+def test_merge_agrees_with_a_model_over_many_buckets_repeats_and_refusals(tmp_path: Path) -> None:
+    """A run over 6,000 records (about 24 sort buckets) that repeats keys, refuses some and adds new ones:
+    the next run skips exactly the keys whose last record in that run was confirmed, with its id."""
+    import random
+
+    store = tmp_path / "s"
+    rng = random.Random(7)
+    first = {f"k{n}": n for n in range(0, 8000, 2)}
+    run(store, first)
+    model: dict[str, tuple[int, str] | None] = {key: (total, f"id-{key}") for key, total in first.items()}
+    state = SyncState(str(store), SCOPE)
+    for index in range(6000):
+        key = f"k{rng.randrange(8000)}"
+        total = rng.randrange(3)
+        if state.unchanged(index, key, body(key, total))[0]:
+            continue
+        confirmed = rng.random() < 0.8
+        remote_id = f"id-{key}-{index}" if confirmed else None
+        state.settled(Outcome(index, key, UPDATED, remote_id=remote_id, status=OK if confirmed else RETRY))
+        model[key] = (total, remote_id) if confirmed and remote_id else None
+    state.save(completed=True)
+
+    header, arrays = sync_file.load(str(store))  # type: ignore[misc]
+    held = {key: value for key, value in model.items() if value is not None}
+    assert header.count == len(held) and list(arrays.keys) == sorted(set(arrays.keys))
+    after = SyncState(str(store), SCOPE)
+    for index, key in enumerate(f"k{n}" for n in range(8000)):
+        expected = held.get(key)
+        assert after.remote_id(key) == (expected[1] if expected else None), key
+        for total in range(3):
+            skip = expected is not None and expected[0] == total
+            assert after.matches(index, key, body(key, total)) == skip, (key, total)
