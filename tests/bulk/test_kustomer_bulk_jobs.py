@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_crm.bulk.writers.kustomer_jobs import JOBS_PER_UNIT
 from airflow_provider_crm.operators.bulk import KustomerBulkCreateKObjectsOperator, KustomerBulkUpdateKObjectsOperator
 from airflow_provider_crm.sandbox import DropAfterStore, Sandbox
 from airflow_provider_crm.sandbox.journal import JournalEntry
@@ -368,17 +369,28 @@ def test_once_a_run_knows_how_long_jobs_take_a_job_costs_its_submit_and_one_read
     show it done and hold its results in one answer, first when this run's earlier jobs were done."""
     sandbox.kustomer.configure({"bulk_processing_seconds": 0.3})
     ledger = tmp_path / "ledger.jsonl"
+    units = 6
 
     summary = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name=KLASS, records=creates(1000), ledger_path=str(ledger), max_workers=1, **FAST
+        task_id="t",
+        klass_name=KLASS,
+        records=creates(units * JOBS_PER_UNIT * 100),
+        ledger_path=str(ledger),
+        max_workers=1,
+        **FAST,
     ).execute({})
 
-    assert (summary["total"], summary["created"]) == (1000, 1000)
+    assert summary["total"] == summary["created"] == units * JOBS_PER_UNIT * 100
     stored = stored_by_external_id(sandbox)
     assert {line["key"]: line["remote_id"] for line in read_jsonl(ledger)} == stored, "each record settled, with its id"
     costs = requests_per_job(sandbox)
-    assert len(costs) == 10
-    assert sum(costs[1:]) / 9 <= 2.3, f"requests per job after the first: {costs}"
+    assert len(costs) == units * JOBS_PER_UNIT
+    # The worker submits a unit of jobs, then waits for its first: that job is the one the estimate
+    # times (the others are done by the time it is). The first unit's leader teaches the estimate; the
+    # later leaders cost their submit and one read. Without the estimate each costs about eight at this
+    # poll interval. A loaded sandbox may finish one late (a few reads more): most, not all, are asked.
+    leaders = costs[JOBS_PER_UNIT::JOBS_PER_UNIT]
+    assert sum(cost == 2 for cost in leaders) >= 3, f"requests per unit-leading job after the first: {costs}"
     statuses = [e for e in sandbox.journal("kustomer") if e.method == "GET" and len(e.segments) == 3]
     assert statuses == [], "no status poll: the batches answered"
 
