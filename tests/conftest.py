@@ -45,7 +45,7 @@ def use_connection(monkeypatch: pytest.MonkeyPatch, conn_id: str, connection: di
 
 
 def _sandbox_conn(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, vendor: str) -> str:
-    conn = sandbox.airflow_connection(vendor) | {"extra": {"read_timeout": 2}}
+    conn = sandbox.airflow_connection(vendor) | {"extra": {"read_timeout": 10}}
     return use_connection(monkeypatch, f"{vendor}_default", conn)
 
 
@@ -53,7 +53,7 @@ def _vendor_conn_fixture(vendor: str) -> Any:
     def fixture(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
         return _sandbox_conn(sandbox, monkeypatch, vendor)
 
-    fixture.__doc__ = f"``{vendor}_default`` pointing at the sandbox (read timeout 2 s, so timeouts test fast)."
+    fixture.__doc__ = f"``{vendor}_default`` pointing at the sandbox (read timeout 10 s: a hang fails soon)."
     return pytest.fixture(fixture, name=f"{vendor}_conn")
 
 

@@ -119,7 +119,7 @@ def retrying_dag(operator: str, records: list[dict], ledger: Path, ratio: float 
 @pytest.fixture
 def one_attempt(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> str:
     """``kustomer_default`` with ``max_attempts: 1``: a 503 reaches the runner instead of being retried in-task."""
-    connection = sandbox.airflow_connection("kustomer") | {"extra": {"max_attempts": 1, "read_timeout": 2}}
+    connection = sandbox.airflow_connection("kustomer") | {"extra": {"max_attempts": 1, "read_timeout": 10}}
     return use_connection(monkeypatch, "kustomer_default", connection)
 
 

@@ -170,7 +170,10 @@ def test_nothing_applied_is_ever_rejected_whatever_the_207_looks_like(
 
 
 def _few_attempts(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
-    conn: dict[str, object] = {**sandbox.airflow_connection("hubspot"), "extra": {"max_attempts": 2, "read_timeout": 2}}
+    conn: dict[str, object] = {
+        **sandbox.airflow_connection("hubspot"),
+        "extra": {"max_attempts": 2, "read_timeout": 10},
+    }
     use_connection(monkeypatch, "hubspot_default", conn)
 
 

@@ -159,7 +159,7 @@ import json, os, sys
 from airflow_provider_crm.operators.bulk import HubSpotBulkUpdateOrdersOperator
 HubSpotBulkUpdateOrdersOperator(
     task_id="sync", source=sys.argv[1], ledger_path=sys.argv[2], skip_unchanged=True, state_path=sys.argv[3],
-    batch_size=10, max_workers=1, rate_limit=4,
+    batch_size=10, max_workers=1, rate_limit=0.5,
 ).execute({})
 """
 
@@ -173,7 +173,7 @@ def test_a_killed_run_leaves_a_store_the_next_run_uses(
     saved = sync_file.load(str(state))
     assert saved is not None
 
-    changed = {n: 1000 + n for n in range(0, 300, 10)}  # 30 records, three batches of 10 at 4 requests/s
+    changed = {n: 1000 + n for n in range(0, 300, 10)}  # 30 records, three batches of 10, 2 s apart
     write_orders(source, ids, changed)
     mark = len(sandbox.writes("hubspot"))
     child = subprocess.Popen(

@@ -332,7 +332,7 @@ def test_a_job_not_complete_by_the_timeout_leaves_its_records_owed(
     sandbox.kustomer.configure({"bulk_processing_seconds": 600})
     ledger = tmp_path / "ledger.jsonl"
     operator = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name=KLASS, records=creates(3), ledger_path=str(ledger), job_timeout=0.3, **FAST
+        task_id="t", klass_name=KLASS, records=creates(3), ledger_path=str(ledger), job_timeout=2.0, **FAST
     )
 
     with pytest.raises(BulkRejectedError, match="every record was rejected") as caught:
@@ -396,7 +396,8 @@ def test_once_a_run_knows_how_long_jobs_take_a_job_costs_its_submit_and_one_read
 
 
 def test_a_read_while_batches_are_pending_waits_for_them(sandbox: Sandbox, kustomer_conn: str, tmp_path: Path) -> None:
-    sandbox.kustomer.configure({"bulk_processing_seconds": 1.0, "bulk_batch_size": 10})
+    # The first read is due at 0.05 s and the last batch completes at 3 s: room for a loaded machine.
+    sandbox.kustomer.configure({"bulk_processing_seconds": 3.0, "bulk_batch_size": 10})
     ledger = tmp_path / "ledger.jsonl"
 
     summary = KustomerBulkCreateKObjectsOperator(
@@ -419,7 +420,7 @@ def test_batches_listing_fewer_items_than_sent_are_not_taken_as_done(
     complete."""
     from airflow_provider_crm.hooks.kustomer import KustomerHook
 
-    sandbox.kustomer.configure({"bulk_processing_seconds": 3.0, "bulk_batch_size": 10})  # batches at 1.5, 2.25, 3 s
+    sandbox.kustomer.configure({"bulk_processing_seconds": 6.0, "bulk_batch_size": 10})  # batches at 3, 4.5, 6 s
     listed = KustomerHook.get_bulk_results
 
     def only_complete_batches(hook: KustomerHook, job_id: str) -> Any:  # as if the rest were not created yet
@@ -429,7 +430,7 @@ def test_batches_listing_fewer_items_than_sent_are_not_taken_as_done(
     ledger = tmp_path / "ledger.jsonl"
 
     summary = KustomerBulkCreateKObjectsOperator(
-        task_id="t", klass_name=KLASS, records=creates(30), ledger_path=str(ledger), poll_interval=1.6, rate_limit=0
+        task_id="t", klass_name=KLASS, records=creates(30), ledger_path=str(ledger), poll_interval=3.2, rate_limit=0
     ).execute({})
 
     assert summary["created"] == 30

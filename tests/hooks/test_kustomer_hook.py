@@ -190,7 +190,7 @@ def test_429_without_retry_after_uses_reset_header(hook: KustomerHook, sandbox: 
     puts = [e for e in sandbox.writes("kustomer") if e.method == "PUT"]
     assert [e.status for e in puts] == [429, 200]
     gap = puts[1].timestamp - puts[0].timestamp
-    assert 1.5 <= gap < 4.5, f"resent {gap:.2f}s after the 429; the reset header asked for 1.5s"
+    assert 1.5 <= gap < 7.0, f"resent {gap:.2f}s after the 429; the reset header asked for 1.5s"
 
 
 def test_persistent_429_gives_up_with_typed_error(kustomer_conn: str, sandbox: Sandbox, monkeypatch) -> None:

@@ -223,8 +223,9 @@ def test_token_is_renewed_before_it_expires(oauth_conn: str, sandbox: Sandbox) -
     expiry = sandbox.state("microbase").token_expiry(hook.token_source())
     assert expiry is not None
     wait_until(lambda: time.time() >= expiry)  # the service now refuses the first token
+    issued = sandbox.state("microbase").tokens_issued  # 2 if the first call was slow enough to renew already
     hook.update_customer("HkhhuXESl", first_name="B")
-    assert sandbox.state("microbase").tokens_issued == 2
+    assert sandbox.state("microbase").tokens_issued == issued + 1
     assert all(e.status == 200 for e in updates(sandbox))
 
 

@@ -77,7 +77,7 @@ def test_latency_delays_then_processes(crm_sandbox: Sandbox, kustomer: KustomerC
     assert response.status_code == 201
     assert crm_sandbox.journal()[-1].fault == "latency"
     with pytest.raises(requests.Timeout):
-        crm_sandbox.inject("kustomer", Latency(0.5))
+        crm_sandbox.inject("kustomer", Latency(2.0))  # far past the 0.1 s timeout, even on a loaded machine
         kustomer.get("/v1/auth/tokens/current", timeout=0.1)
 
 

@@ -54,7 +54,7 @@ def progress_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 def test_lines_come_from_a_thread_at_the_interval_until_the_run_ends(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="airflow_provider_crm.bulk.progress_log")
-    done = [0]
+    done = [1]
     deadline = time.monotonic() + 30
     with ProgressLog(0.05, lambda: done[0], expected=10):
         while len(progress_lines(caplog)) < 3 and time.monotonic() < deadline:
