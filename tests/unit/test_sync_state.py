@@ -10,7 +10,8 @@ import pytest
 from airflow_provider_crm.bulk import sync_file
 from airflow_provider_crm.bulk.ledger import CREATED, NOT_ATTEMPTED, OK, REJECTED, RETRY, SKIPPED, UPDATED, Outcome
 from airflow_provider_crm.bulk.sync_file import ConcurrentSyncError, SyncStoreError
-from airflow_provider_crm.bulk.sync_state import SyncState, fingerprint, parse_every
+from airflow_provider_crm.bulk.sync_settings import parse_every
+from airflow_provider_crm.bulk.sync_state import SyncState, fingerprint
 from tests.airflow_versions import AIRFLOW_VERSION
 
 SCOPE = "KustomerBulkUpsertKObjectsOperator:order"

@@ -33,9 +33,7 @@ from typing import Any
 from airflow_provider_crm.bulk import sync_file
 from airflow_provider_crm.bulk.ledger import OK, WRITTEN, Outcome
 from airflow_provider_crm.bulk.sync_file import StoreArrays, StoreHeader, SyncStoreError
-from airflow_provider_crm.bulk.sync_settings import ON_STATE_ERROR, parse_every
-
-__all__ = ["ON_STATE_ERROR", "SyncState", "fingerprint", "key_hash", "parse_every"]
+from airflow_provider_crm.bulk.sync_settings import ON_STATE_ERROR
 
 FORGOTTEN = 0
 """The fingerprint logged for a key sent and not confirmed: the merged store drops the key."""
@@ -246,7 +244,8 @@ class SyncState:
             order[fill[bucket]] = entry
             fill[bucket] += 1
         for bucket in range(1 << bits):
-            # Positions go in ascending, and the sort is stable: a key's entries stay in log order.
+            # A bucket holds its log positions in ascending order and the sort is stable: a key's entries
+            # stay in log order, so its last word comes last.
             entries = sorted(order[starts[bucket] : starts[bucket + 1]], key=log.__getitem__)
             for rank, entry in enumerate(entries):
                 if rank + 1 == len(entries) or log[entries[rank + 1]] != log[entry]:

@@ -230,7 +230,8 @@ class BulkWriteOperator(BulkLineage, BaseOperator):
         """The incremental-sync store for this run (None without ``state_path``), read before anything is sent."""
         if not self.state_path:
             return None
-        from airflow_provider_crm.bulk.sync_state import SyncState, parse_every
+        from airflow_provider_crm.bulk.sync_settings import parse_every
+        from airflow_provider_crm.bulk.sync_state import SyncState
 
         sync = SyncState(
             self.state_path,
